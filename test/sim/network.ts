@@ -180,15 +180,27 @@ export class SimNetwork {
     this.sent.set(key, stats);
     const d: SimDatagram = { from, to, data, index, sentAt: this.now };
     const cfg = this.linkOf(from, to);
-    if (data.length > cfg.mtu) return this.note(d, "too-big");
-    if (this.filter?.(d)) return this.note(d, "filtered");
-    if (this.rng.next() < cfg.loss) return this.note(d, "lost");
+    if (data.length > cfg.mtu) {
+      this.note(d, "too-big");
+      return;
+    }
+    if (this.filter?.(d)) {
+      this.note(d, "filtered");
+      return;
+    }
+    if (this.rng.next() < cfg.loss) {
+      this.note(d, "lost");
+      return;
+    }
     let departure = this.now;
     if (cfg.bandwidth > 0) {
       const busy = Math.max(this.linkBusyUntil.get(key) ?? 0, this.now);
       const queued = this.linkQueued.get(key) ?? 0;
       const backlog = (busy - this.now) * (cfg.bandwidth / 1000);
-      if (cfg.queueBytes > 0 && backlog + data.length > cfg.queueBytes) return this.note(d, "queue-full");
+      if (cfg.queueBytes > 0 && backlog + data.length > cfg.queueBytes) {
+        this.note(d, "queue-full");
+        return;
+      }
       departure = busy + (data.length * 1000) / cfg.bandwidth;
       this.linkBusyUntil.set(key, departure);
       this.linkQueued.set(key, queued + data.length);
