@@ -1,0 +1,73 @@
+/**
+ * Pacing, RFC 9002 §7.7: a token bucket that fills at `N * congestion_window / smoothed_rtt`
+ * (N = 1.25) and holds at most one burst (the initial window's 10 datagrams, or the congestion
+ * window if smaller, never less than one datagram). Deterministic: time only comes in as `now`.
+ *
+ * Pace in-flight packets only: packets carrying only ACK frames SHOULD NOT be paced (§7.7), and
+ * PTO probes are not held back. The connection asks `timeUntilSend(now, size, cwnd, srtt)`;
+ * 0 means send now, otherwise it arms a timer for that many ms; after sending, `onSend(...)`.
+ */
+
+/** The pacing gain N of RFC 9002 §7.7 ("small, but at least 1 (for example, 1.25)"). */
+export const PACING_GAIN = 1.25;
+/** Burst size in datagrams: the initial window of RFC 9002 §7.2 (§7.7: limit bursts to it). */
+export const BURST_PACKETS = 10;
+
+/**
+ * A token-bucket pacer (RFC 9002 §7.7).
+ *
+ * @example
+ * const wait = pacer.timeUntilSend(now, size, cc.window(), rtt.smoothedRtt);
+ * if (wait === 0) { send(); pacer.onSend(now, size, cc.window(), rtt.smoothedRtt); } else armTimer(now + wait);
+ */
+export class Pacer {
+  private mds: number;
+  private tokens: number;
+  private last: number | undefined = undefined;
+
+  /** @param maxDatagramSize the path's max_datagram_size (bytes) */
+  constructor(maxDatagramSize: number) {
+    this.mds = maxDatagramSize;
+    this.tokens = BURST_PACKETS * maxDatagramSize;
+  }
+
+  /** Pacing rate in bytes per ms: N * window / smoothed_rtt (§7.7). */
+  static rate(window: number, smoothedRtt: number): number {
+    return (PACING_GAIN * window) / Math.max(smoothedRtt, Number.EPSILON);
+  }
+
+  /** Bucket capacity in bytes for a congestion window (§7.7: bursts up to the initial window). */
+  capacity(window: number): number {
+    return Math.max(this.mds, Math.min(window, BURST_PACKETS * this.mds));
+  }
+
+  /** The path's max_datagram_size changed. */
+  setMaxDatagramSize(size: number): void {
+    this.mds = size;
+  }
+
+  /**
+   * How long (ms) to wait before a packet of `bytes` may be sent; 0 means now. A packet larger
+   * than the bucket waits for a full bucket, then goes.
+   */
+  timeUntilSend(now: number, bytes: number, window: number, smoothedRtt: number): number {
+    const cap = this.capacity(window);
+    const available = this.level(now, window, smoothedRtt, cap);
+    const need = Math.min(bytes, cap);
+    if (available >= need) return 0;
+    return (need - available) / Pacer.rate(window, smoothedRtt);
+  }
+
+  /** Records that `bytes` were sent at `now` (the bucket may go below zero; later sends wait). */
+  onSend(now: number, bytes: number, window: number, smoothedRtt: number): void {
+    const cap = this.capacity(window);
+    this.tokens = this.level(now, window, smoothedRtt, cap) - bytes;
+    this.last = now;
+  }
+
+  /** Tokens at `now`: the stored level plus what the rate added since the last send, capped. */
+  private level(now: number, window: number, smoothedRtt: number, cap: number): number {
+    const elapsed = this.last === undefined ? 0 : Math.max(0, now - this.last);
+    return Math.min(cap, this.tokens + elapsed * Pacer.rate(window, smoothedRtt));
+  }
+}
