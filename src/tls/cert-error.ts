@@ -18,6 +18,7 @@ export type CertificateErrorCode =
   | "CERT_UNSUPPORTED_ALGORITHM"
   | "CERT_UNSUPPORTED_CRITICAL_EXTENSION"
   | "CERT_EMPTY_CHAIN"
+  | "CERT_WRONG_PURPOSE"
   | "CERT_BAD_KEY";
 
 /**
@@ -35,6 +36,7 @@ export const CERTIFICATE_ALERTS: Readonly<Record<CertificateErrorCode, number>> 
   CERT_UNSUPPORTED_ALGORITHM: AlertDescription.unsupported_certificate,
   CERT_UNSUPPORTED_CRITICAL_EXTENSION: AlertDescription.unsupported_certificate,
   CERT_EMPTY_CHAIN: AlertDescription.certificate_required,
+  CERT_WRONG_PURPOSE: AlertDescription.unsupported_certificate,
   CERT_BAD_KEY: AlertDescription.internal_error, // our own key file is unusable
 };
 
