@@ -14,10 +14,10 @@ import { p256 } from "@noble/curves/nist.js";
 import { expand as hkdfExpandNoble, extract as hkdfExtractNoble } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256, sha384 } from "@noble/hashes/sha2.js";
+import { checkAeadKey, checkLength, drawP256Scalar, isAllZero } from "./common.js";
 import {
   type Aead,
   type AeadAlgorithm,
-  aeadKeyLength,
   type CryptoProvider,
   type HashAlgorithm,
   type HeaderProtection,
@@ -35,23 +35,6 @@ import {
 import { rsaPkcs1Sign, rsaPkcs1Verify, rsaPssSign, rsaPssVerify } from "./rsa.js";
 
 const HASHES = { sha256, sha384 } as const;
-
-/** Throws a `RangeError` (a programming error, not a protocol one) unless `b` has `len` bytes. */
-export function checkLength(b: Uint8Array, len: number, what: string): void {
-  if (b.length !== len) throw new RangeError(`${what} must be ${len} bytes, got ${b.length}`);
-}
-
-/** Validates an AEAD key and nonce shared by every provider. */
-export function checkAeadKey(alg: AeadAlgorithm, key: Uint8Array): void {
-  checkLength(key, aeadKeyLength(alg), `${alg} key`);
-}
-
-/** True when every byte of `b` is zero (constant time in the length). */
-export function isAllZero(b: Uint8Array): boolean {
-  let acc = 0;
-  for (let i = 0; i < b.length; i++) acc |= b[i];
-  return acc === 0;
-}
 
 function nobleAead(alg: AeadAlgorithm, key: Uint8Array): Aead {
   checkAeadKey(alg, key);
@@ -164,15 +147,6 @@ function p256Share(priv: Uint8Array): KeyShare {
       return shared.slice(1);
     },
   };
-}
-
-/** Draws a valid secp256r1 scalar from `rng` (rejection sampling; the retry is ~2^-32 likely). */
-export function drawP256Scalar(rng: Rng): Uint8Array {
-  const d = new Uint8Array(32);
-  for (;;) {
-    rng.fill(d);
-    if (p256.utils.isValidSecretKey(d)) return d;
-  }
 }
 
 /** Signs with noble / BigInt RSA. */
