@@ -288,7 +288,7 @@ pub async fn run(mut args: ClientArgs) -> Result<u8> {
             "0.0.0.0:0".parse().unwrap()
         }
     });
-    let mut endpoint = quinn::Endpoint::client(bind).with_context(|| format!("bind {bind}"))?;
+    let mut endpoint = common::endpoint(&args.common, bind, None)?;
     endpoint.set_default_client_config(cfg);
 
     if args.bench_bytes.is_none() {
@@ -374,12 +374,24 @@ async fn run_connection(
         r
     };
 
+    if args.verbose {
+        let st = conn.stats();
+        eprintln!(
+            "stats: rtt={:?} mtu={} cwnd={} lost_packets={} udp_rx={} datagrams / {} bytes, udp_tx={} datagrams",
+            st.path.rtt,
+            st.path.current_mtu,
+            st.path.cwnd,
+            st.path.lost_packets,
+            st.udp_rx.datagrams,
+            st.udp_rx.bytes,
+            st.udp_tx.datagrams
+        );
+    }
     let mut peer_closed = report_peer_close(&conn);
     if res.is_ok() && !peer_closed && args.wait_for_close {
         let idle = Duration::from_secs(args.common.idle_timeout);
-        match tokio::time::timeout(idle, conn.closed()).await {
-            Ok(_) => peer_closed = report_peer_close(&conn),
-            Err(_) => {}
+        if tokio::time::timeout(idle, conn.closed()).await.is_ok() {
+            peer_closed = report_peer_close(&conn);
         }
         if !peer_closed {
             conn.close(VarInt::from_u32(0), b"");
@@ -434,33 +446,48 @@ async fn fetch(conn: &quinn::Connection, t: &Target, ctx: &Ctx) -> Result<()> {
         .with_context(|| format!("send request {}", t.path))?;
     send.finish().ok();
 
+    // The file is created only once the server answers (first bytes or FIN), so a refused
+    // request leaves nothing behind in the downloads directory.
     let local = local_name(&ctx.downloads, &t.path);
-    if let Some(parent) = local.parent() {
-        tokio::fs::create_dir_all(parent).await.ok();
-    }
-    let mut file = tokio::fs::File::create(&local)
-        .await
-        .with_context(|| format!("create {}", local.display()))?;
+    let mut file: Option<tokio::fs::File> = None;
     let mut total = 0u64;
     let body: Result<()> = async {
         loop {
-            match recv.read_chunk(usize::MAX, true).await {
-                Ok(Some(chunk)) => {
+            let chunk = match recv.read_chunk(usize::MAX, true).await {
+                Ok(c) => c,
+                Err(e) => return Err(read_error(&t.path, e)),
+            };
+            if file.is_none() {
+                if let Some(parent) = local.parent() {
+                    tokio::fs::create_dir_all(parent)
+                        .await
+                        .with_context(|| format!("create {}", parent.display()))?;
+                }
+                file = Some(
+                    tokio::fs::File::create(&local)
+                        .await
+                        .with_context(|| format!("create {}", local.display()))?,
+                );
+            }
+            let f = file.as_mut().expect("file just opened");
+            match chunk {
+                Some(chunk) => {
                     total += chunk.bytes.len() as u64;
-                    file.write_all(&chunk.bytes).await.context("write")?;
+                    f.write_all(&chunk.bytes).await.context("write")?;
                     maybe_key_update(conn, ctx);
                 }
-                Ok(None) => break,
-                Err(e) => return Err(read_error(&t.path, e)),
+                None => {
+                    f.flush().await.context("flush")?;
+                    return Ok(());
+                }
             }
         }
-        file.flush().await.context("flush")?;
-        Ok(())
     }
     .await;
     if let Err(e) = body {
-        drop(file);
-        let _ = tokio::fs::remove_file(&local).await;
+        if file.take().is_some() {
+            let _ = tokio::fs::remove_file(&local).await;
+        }
         return Err(e);
     }
     if ctx.verbose {

@@ -40,7 +40,9 @@ pub struct CommonOpts {
     #[arg(long, value_name = "BYTES")]
     pub initial_mtu: Option<u16>,
 
-    /// Fixed path MTU (UDP payload bytes, >= 1200): sets the initial MTU and turns MTU discovery off.
+    /// Fixed path MTU (UDP payload bytes, >= 1200) in both directions: sets the initial MTU,
+    /// turns MTU discovery off, and advertises it as max_udp_payload_size so the peer's
+    /// packets are capped too.
     #[arg(long, value_name = "BYTES")]
     pub mtu: Option<u16>,
 
@@ -140,6 +142,23 @@ pub fn transport_config(opts: &CommonOpts, server: bool) -> Result<quinn::Transp
         }
     }
     Ok(t)
+}
+
+/// Bind a UDP socket and build a quinn endpoint on it (with --mtu applied to the
+/// endpoint-wide max_udp_payload_size transport parameter).
+pub fn endpoint(
+    opts: &CommonOpts,
+    bind: std::net::SocketAddr,
+    server: Option<quinn::ServerConfig>,
+) -> Result<quinn::Endpoint> {
+    let mut cfg = quinn::EndpointConfig::default();
+    if let Some(m) = opts.mtu {
+        cfg.max_udp_payload_size(m).map_err(|e| anyhow::anyhow!("--mtu {m}: {e}"))?;
+    }
+    let socket = std::net::UdpSocket::bind(bind).with_context(|| format!("bind {bind}"))?;
+    let ep = quinn::Endpoint::new(cfg, server, socket, Arc::new(quinn::TokioRuntime))
+        .with_context(|| format!("endpoint on {bind}"))?;
+    Ok(ep)
 }
 
 /// What an hq-interop request asks for, once parsed and checked.

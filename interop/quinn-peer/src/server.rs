@@ -146,8 +146,7 @@ pub async fn run(mut args: ServerArgs) -> Result<u8> {
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(qtls));
     cfg.transport_config(Arc::new(common::transport_config(&args.common, true)?));
 
-    let endpoint = quinn::Endpoint::server(cfg, args.listen)
-        .with_context(|| format!("bind {}", args.listen))?;
+    let endpoint = common::endpoint(&args.common, args.listen, Some(cfg))?;
     let local = endpoint.local_addr()?;
     println!("listening on {local}");
 
