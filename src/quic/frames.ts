@@ -707,7 +707,7 @@ export class FrameIterator implements IterableIterator<Frame> {
     const count = r.varint("ACK range count");
     // Each range takes at least 2 bytes (Gap, ACK Range Length) after a >= 1-byte First ACK
     // Range: reject an impossible count before looping over it.
-    if (count > (r.remaining - 1) / 2) {
+    if (count > 0 && count > (r.remaining - 1) / 2) {
       throw r.fail(`truncated ACK: ${count} range(s) cannot fit in ${r.remaining} byte(s)`);
     }
     const first = u62(r, "first ACK range");
