@@ -1,0 +1,562 @@
+/**
+ * The TLS 1.3 server handshake for QUIC (RFC 8446 §4, RFC 9001 §4, §8), sans-IO.
+ *
+ * ```
+ * receive(initial, ClientHello) -> ServerHello @initial, secret(handshake, write/read),
+ *                                  EE, Certificate, CertificateVerify, Finished @handshake,
+ *                                  secret(application, write), transport_parameters, alpn
+ *   (or HelloRetryRequest @initial when no acceptable key share was sent; then ClientHello2)
+ * receive(handshake, Finished)  -> secret(application, read), handshake_complete,
+ *                                  NewSessionTicket @application, ticket_issued
+ * ```
+ * After each `receive`, drain `pollOutput()` and `pollEvent()`. Every failure is thrown as a
+ * `TlsAlert` (QUIC: CRYPTO_ERROR 0x100 + alert) and latched.
+ */
+import type { CryptoProvider, NamedGroup, PrivateKey, Rng, SignatureScheme } from "../crypto/provider.js";
+import { bytesEqual } from "../util/bytes.js";
+import { DEFAULT_CIPHER_SUITES, DEFAULT_GROUPS } from "./client.js";
+import { type Extension, findExtension, type KeyShareEntry } from "./extensions.js";
+import {
+  alert,
+  certificateVerifyInput,
+  type EncryptionLevel,
+  HandshakeCore,
+  schemeMatchesKey,
+} from "./handshake-common.js";
+import {
+  exportKeyingMaterial,
+  finishedVerifyData,
+  KeySchedule,
+  resumptionPsk,
+  Transcript,
+  verifyFinished,
+} from "./key-schedule.js";
+import {
+  type ClientHello,
+  DEFAULT_MAX_HANDSHAKE_MESSAGE,
+  type Finished,
+  type HandshakeMessage,
+  type RawHandshakeMessage,
+} from "./messages.js";
+import {
+  CIPHER_SUITES,
+  type CipherSuite,
+  type CipherSuiteName,
+  NamedGroupCode,
+  ProtocolVersion,
+  SignatureSchemeCode,
+} from "./suites.js";
+import { TicketKeys } from "./ticket.js";
+
+/** Signature schemes a server signs CertificateVerify with, in preference order. */
+export const DEFAULT_SERVER_SIGNATURE_SCHEMES: readonly SignatureScheme[] = [
+  "ecdsa_secp256r1_sha256",
+  "ed25519",
+  "rsa_pss_rsae_sha256",
+];
+
+/** Default ticket lifetime: one day (RFC 8446 §4.6.1 allows up to 7). */
+export const DEFAULT_TICKET_LIFETIME = 86400;
+
+/** Server configuration. */
+export interface TlsServerConfig {
+  readonly provider: CryptoProvider;
+  readonly rng: Rng;
+  /** Our chain, leaf first, DER. */
+  readonly certificateChain: readonly Uint8Array[];
+  /** The leaf's private key. */
+  readonly privateKey: PrivateKey;
+  /**
+   * ALPN: our protocols in preference order (we pick the first the client offers), or a function
+   * choosing from the client's list. No choice is no_application_protocol (RFC 9001 §8.1).
+   */
+  readonly alpn: readonly string[] | ((offered: readonly string[]) => string | undefined);
+  /** Our encoded QUIC transport parameters (RFC 9001 §8.2). Required unless `quic` is false. */
+  readonly transportParameters?: Uint8Array;
+  /** Cipher suites in our preference order. */
+  readonly cipherSuites?: readonly CipherSuiteName[];
+  /** Groups in our preference order. */
+  readonly groups?: readonly NamedGroup[];
+  /** Schemes we may sign CertificateVerify with, in preference order. */
+  readonly signatureSchemes?: readonly SignatureScheme[];
+  /** False for plain TLS 1.3: no transport parameters, ALPN optional. */
+  readonly quic?: boolean;
+  /**
+   * Ticket encryption key, shared by all connections of an endpoint so tickets resume anywhere.
+   * Undefined: a key of this connection only. False: issue no tickets.
+   */
+  readonly ticketKeys?: TicketKeys | false;
+  /** Ticket lifetime in seconds (default one day, at most 604800). */
+  readonly ticketLifetime?: number;
+  /** Tickets to send after the handshake (default 1). */
+  readonly ticketCount?: number;
+  /** max_early_data_size to advertise in tickets (default 0: no 0-RTT). */
+  readonly maxEarlyDataSize?: number;
+  /** Opaque bytes sealed into each ticket (the QUIC layer's 0-RTT state). */
+  readonly ticketAppData?: Uint8Array;
+  /** Put a cookie in HelloRetryRequest and require it back (RFC 8446 §4.2.2). */
+  readonly helloRetryCookie?: boolean;
+  /** Largest handshake message accepted (default 64 KiB). */
+  readonly maxHandshakeMessageBytes?: number;
+}
+
+type ServerState = "wait_client_hello" | "wait_client_hello_2" | "wait_finished" | "connected";
+
+/** What a ClientHello negotiates. */
+interface Negotiated {
+  readonly suite: CipherSuite;
+  readonly scheme: SignatureScheme;
+  readonly group: NamedGroup;
+  /** The client's share for `group`, or undefined when we must ask for one (HelloRetryRequest). */
+  readonly clientShare: KeyShareEntry | undefined;
+  readonly alpn: string | undefined;
+  readonly transportParameters: Uint8Array | undefined;
+  readonly serverName: string | undefined;
+}
+
+/**
+ * A TLS 1.3 server for QUIC. Feed CRYPTO data with `receive()`; after each call drain
+ * `pollOutput()` (bytes to send at a level) and `pollEvent()`.
+ */
+export class TlsServer extends HandshakeCore {
+  private readonly config: TlsServerConfig;
+  private readonly provider: CryptoProvider;
+  private readonly quic: boolean;
+  private readonly suites: readonly CipherSuite[];
+  private readonly groups: readonly NamedGroup[];
+  private readonly schemes: readonly SignatureScheme[];
+  private readonly ticketKeys: TicketKeys | undefined;
+  private state: ServerState = "wait_client_hello";
+  private readonly transcript: Transcript;
+  private clientHello1: ClientHello | undefined;
+  private hrr:
+    | { readonly suite: CipherSuite; readonly group: NamedGroup; readonly cookie?: Uint8Array }
+    | undefined;
+  private negotiated: Negotiated | undefined;
+  private schedule: KeySchedule | undefined;
+  private clientHandshakeSecret: Uint8Array | undefined;
+  private clientApplicationSecret: Uint8Array | undefined;
+  private resumptionSecret: Uint8Array | undefined;
+  private exporterSecret: Uint8Array | undefined;
+  private ticketsIssued = 0;
+
+  constructor(config: TlsServerConfig) {
+    super(config.maxHandshakeMessageBytes ?? DEFAULT_MAX_HANDSHAKE_MESSAGE);
+    this.config = config;
+    this.provider = config.provider;
+    this.quic = config.quic !== false;
+    this.suites = (config.cipherSuites ?? DEFAULT_CIPHER_SUITES).map((n) => CIPHER_SUITES[n]);
+    this.groups = config.groups ?? DEFAULT_GROUPS;
+    this.schemes = (config.signatureSchemes ?? DEFAULT_SERVER_SIGNATURE_SCHEMES).filter((s) =>
+      schemeMatchesKey(s, config.privateKey.kind),
+    );
+    if (config.certificateChain.length === 0) throw new RangeError("TlsServer: empty certificate chain");
+    if (this.schemes.length === 0) {
+      throw new RangeError(
+        `TlsServer: no configured signature scheme can sign with a ${config.privateKey.kind} key`,
+      );
+    }
+    if (this.quic && !config.transportParameters) {
+      throw new RangeError("TlsServer: QUIC requires transport parameters (RFC 9001 §8.2)");
+    }
+    const lifetime = config.ticketLifetime ?? DEFAULT_TICKET_LIFETIME;
+    if (lifetime < 0 || lifetime > 604800)
+      throw new RangeError("TlsServer: ticket lifetime must be 0..604800 s");
+    this.ticketKeys =
+      config.ticketKeys === false
+        ? undefined
+        : (config.ticketKeys ?? TicketKeys.generate(config.provider, config.rng));
+    this.transcript = new Transcript(config.provider);
+  }
+
+  /** True once the client's Finished has been verified. */
+  get handshakeComplete(): boolean {
+    return this.state === "connected";
+  }
+
+  /** The negotiated suite, once the ClientHello is in. */
+  get cipherSuite(): CipherSuite | undefined {
+    return this.negotiated?.suite;
+  }
+
+  /** The negotiated ALPN protocol. */
+  get alpnProtocol(): string | undefined {
+    return this.negotiated?.alpn;
+  }
+
+  /** The SNI the client sent. */
+  get serverName(): string | undefined {
+    return this.negotiated?.serverName;
+  }
+
+  protected handle(msg: HandshakeMessage, raw: RawHandshakeMessage, level: EncryptionLevel): void {
+    switch (this.state) {
+      case "wait_client_hello":
+        if (msg.type === "client_hello") {
+          this.onClientHello(msg, raw);
+          return;
+        }
+        throw this.unexpected(msg, "waiting for ClientHello");
+      case "wait_client_hello_2":
+        if (msg.type === "client_hello") {
+          this.onClientHello2(msg, raw);
+          return;
+        }
+        throw this.unexpected(msg, "waiting for the second ClientHello");
+      case "wait_finished":
+        if (msg.type === "finished") {
+          this.onFinished(msg, raw);
+          return;
+        }
+        throw this.unexpected(msg, "waiting for the client's Finished");
+      case "connected":
+        if (msg.type === "key_update") {
+          throw alert("unexpected_message", "KeyUpdate is forbidden in QUIC (RFC 9001 §6)");
+        }
+        throw this.unexpected(msg, `connected (at the ${level} level)`);
+    }
+  }
+
+  /** Negotiates everything a ClientHello decides, or throws the alert that refuses it. */
+  private negotiate(ch: ClientHello): Negotiated {
+    const sv = findExtension(ch.extensions, "supported_versions");
+    if (!sv?.versions.includes(ProtocolVersion.TLS_1_3)) {
+      throw alert(
+        "protocol_version",
+        "the client does not offer TLS 1.3, the only version we speak (RFC 8446 §4.2.1)",
+      );
+    }
+    if (ch.legacyCompressionMethods.length !== 1 || ch.legacyCompressionMethods[0] !== 0) {
+      throw alert("illegal_parameter", "legacy_compression_methods must be exactly [null] (RFC 8446 §4.1.2)");
+    }
+    if (this.quic && ch.legacySessionId.length !== 0) {
+      throw alert("illegal_parameter", "a QUIC client must not use a legacy_session_id (RFC 9001 §8.4)");
+    }
+    const suite = this.suites.find((s) => ch.cipherSuites.includes(s.code));
+    if (!suite) throw alert("handshake_failure", "no cipher suite in common with the client");
+
+    const sigalgs = findExtension(ch.extensions, "signature_algorithms");
+    if (!sigalgs) throw alert("missing_extension", "ClientHello lacks signature_algorithms (RFC 8446 §9.2)");
+    const scheme = this.schemes.find((s) => sigalgs.schemes.includes(SignatureSchemeCode[s]));
+    if (!scheme) {
+      throw alert(
+        "handshake_failure",
+        `the client accepts no signature scheme our ${this.config.privateKey.kind} key can make`,
+      );
+    }
+
+    const groupsExt = findExtension(ch.extensions, "supported_groups");
+    const keyShare = findExtension(ch.extensions, "key_share");
+    if (!groupsExt) throw alert("missing_extension", "ClientHello lacks supported_groups (RFC 8446 §9.2)");
+    if (!keyShare) throw alert("missing_extension", "ClientHello lacks key_share (RFC 8446 §9.2)");
+    const seen = new Set<number>();
+    for (const s of keyShare.shares) {
+      if (seen.has(s.group))
+        throw alert(
+          "illegal_parameter",
+          `two key shares for group 0x${s.group.toString(16)} (RFC 8446 §4.2.8)`,
+        );
+      seen.add(s.group);
+      if (!groupsExt.groups.includes(s.group)) {
+        throw alert(
+          "illegal_parameter",
+          `key share for group 0x${s.group.toString(16)}, which is not in supported_groups (RFC 8446 §4.2.8)`,
+        );
+      }
+    }
+    const mutual = this.groups.filter((g) => groupsExt.groups.includes(NamedGroupCode[g]));
+    if (mutual.length === 0)
+      throw alert("handshake_failure", "no key exchange group in common with the client");
+    let group = mutual[0];
+    let clientShare: KeyShareEntry | undefined;
+    for (const g of mutual) {
+      const s = keyShare.shares.find((e) => e.group === NamedGroupCode[g]);
+      if (s) {
+        group = g;
+        clientShare = s;
+        break;
+      }
+    }
+
+    let alpn: string | undefined;
+    const alpnExt = findExtension(ch.extensions, "alpn");
+    if (alpnExt) {
+      const pick = this.config.alpn;
+      alpn =
+        typeof pick === "function"
+          ? pick(alpnExt.protocols)
+          : pick.find((p) => alpnExt.protocols.includes(p));
+      if (alpn === undefined || !alpnExt.protocols.includes(alpn)) {
+        throw alert(
+          "no_application_protocol",
+          `none of the client's application protocols ${JSON.stringify(alpnExt.protocols)} is supported (RFC 9001 §8.1)`,
+        );
+      }
+    } else if (this.quic) {
+      throw alert(
+        "no_application_protocol",
+        "the client offers no application protocol; QUIC requires ALPN (RFC 9001 §8.1)",
+      );
+    }
+
+    const tp = findExtension(ch.extensions, "quic_transport_parameters");
+    if (this.quic && !tp) {
+      throw alert("missing_extension", "ClientHello lacks quic_transport_parameters (RFC 9001 §8.2)");
+    }
+    if (!this.quic && tp) {
+      throw alert("unsupported_extension", "quic_transport_parameters outside QUIC (RFC 9001 §8.2)");
+    }
+    const serverName = findExtension(ch.extensions, "server_name")?.hostName;
+    return { suite, scheme, group, clientShare, alpn, transportParameters: tp?.data, serverName };
+  }
+
+  private onClientHello(ch: ClientHello, raw: RawHandshakeMessage): void {
+    const n = this.negotiate(ch);
+    this.clientHello1 = ch;
+    this.transcript.setHash(n.suite.hash);
+    this.transcript.update(raw.raw);
+    if (!n.clientShare) {
+      this.sendHelloRetryRequest(ch, n);
+      return;
+    }
+    this.respond(ch, n);
+  }
+
+  private sendHelloRetryRequest(ch: ClientHello, n: Negotiated): void {
+    const cookie = this.config.helloRetryCookie ? this.config.rng.fill(new Uint8Array(32)) : undefined;
+    this.hrr = { suite: n.suite, group: n.group, cookie };
+    const extensions: Extension[] = [
+      { type: "key_share_hrr", selectedGroup: NamedGroupCode[n.group] },
+      { type: "selected_version", version: ProtocolVersion.TLS_1_3 },
+    ];
+    if (cookie) extensions.push({ type: "cookie", cookie });
+    this.transcript.replaceWithMessageHash();
+    const hrr = this.send("initial", {
+      type: "hello_retry_request",
+      legacyVersion: ProtocolVersion.TLS_1_2,
+      legacySessionIdEcho: ch.legacySessionId,
+      cipherSuite: n.suite.code,
+      legacyCompressionMethod: 0,
+      extensions,
+    });
+    this.transcript.update(hrr);
+    this.state = "wait_client_hello_2";
+  }
+
+  private onClientHello2(ch: ClientHello, raw: RawHandshakeMessage): void {
+    const ch1 = this.clientHello1 as ClientHello;
+    const hrr = this.hrr as NonNullable<TlsServer["hrr"]>;
+    // RFC 8446 §4.1.2: the second ClientHello repeats the first except for key_share, early_data,
+    // cookie, pre_shared_key and padding.
+    if (!bytesEqual(ch.random, ch1.random) || !bytesEqual(ch.legacySessionId, ch1.legacySessionId)) {
+      throw alert(
+        "illegal_parameter",
+        "the second ClientHello changed its random or session id (RFC 8446 §4.1.2)",
+      );
+    }
+    if (ch.cipherSuites.join() !== ch1.cipherSuites.join()) {
+      throw alert("illegal_parameter", "the second ClientHello changed its cipher suites (RFC 8446 §4.1.2)");
+    }
+    if (findExtension(ch.extensions, "early_data")) {
+      throw alert(
+        "illegal_parameter",
+        "early_data in the ClientHello after a HelloRetryRequest (RFC 8446 §4.2.10)",
+      );
+    }
+    if (hrr.cookie) {
+      const c = findExtension(ch.extensions, "cookie");
+      if (!c || !bytesEqual(c.cookie, hrr.cookie)) {
+        throw alert("illegal_parameter", "the second ClientHello does not echo our cookie (RFC 8446 §4.2.2)");
+      }
+    }
+    const ks = findExtension(ch.extensions, "key_share");
+    if (ks?.shares.length !== 1 || ks.shares[0].group !== NamedGroupCode[hrr.group]) {
+      throw alert(
+        "illegal_parameter",
+        `the second ClientHello must carry exactly one key share, for ${hrr.group} (RFC 8446 §4.1.4)`,
+      );
+    }
+    const n = this.negotiate(ch);
+    if (n.suite !== hrr.suite || n.group !== hrr.group || !n.clientShare) {
+      throw alert(
+        "illegal_parameter",
+        "the second ClientHello negotiates differently from the first (RFC 8446 §4.1.4)",
+      );
+    }
+    this.transcript.update(raw.raw);
+    this.respond(ch, n);
+  }
+
+  /** ServerHello, then the whole server flight (RFC 8446 §2). */
+  private respond(ch: ClientHello, n: Negotiated): void {
+    const suite = n.suite;
+    this.negotiated = n;
+    const share = this.provider.generateKeyShare(n.group, this.config.rng);
+    const ecdhe = share.sharedSecret((n.clientShare as KeyShareEntry).keyExchange);
+    const sh = this.send("initial", {
+      type: "server_hello",
+      legacyVersion: ProtocolVersion.TLS_1_2,
+      random: this.config.rng.fill(new Uint8Array(32)),
+      legacySessionIdEcho: ch.legacySessionId,
+      cipherSuite: suite.code,
+      legacyCompressionMethod: 0,
+      extensions: [
+        { type: "key_share_server", share: { group: NamedGroupCode[n.group], keyExchange: share.publicKey } },
+        { type: "selected_version", version: ProtocolVersion.TLS_1_3 },
+      ],
+    });
+    this.transcript.update(sh);
+    const schedule = new KeySchedule(this.provider, suite.hash);
+    this.schedule = schedule;
+    schedule.deriveHandshakeSecret(ecdhe);
+    const helloHash = this.transcript.digest();
+    this.clientHandshakeSecret = schedule.clientHandshakeTrafficSecret(helloHash);
+    const serverHandshakeSecret = schedule.serverHandshakeTrafficSecret(helloHash);
+    this.emit({
+      type: "secret",
+      level: "handshake",
+      direction: "write",
+      secret: serverHandshakeSecret,
+      suite,
+    });
+    this.emit({
+      type: "secret",
+      level: "handshake",
+      direction: "read",
+      secret: this.clientHandshakeSecret,
+      suite,
+    });
+
+    const ee: Extension[] = [];
+    if (n.serverName !== undefined) ee.push({ type: "server_name", hostName: undefined }); // RFC 6066 §3
+    if (n.alpn !== undefined) ee.push({ type: "alpn", protocols: [n.alpn] });
+    if (this.quic) {
+      ee.push({ type: "quic_transport_parameters", data: this.config.transportParameters as Uint8Array });
+    }
+    this.transcript.update(this.send("handshake", { type: "encrypted_extensions", extensions: ee }));
+    this.transcript.update(
+      this.send("handshake", {
+        type: "certificate",
+        requestContext: new Uint8Array(0),
+        entries: this.config.certificateChain.map((data) => ({ data, extensions: [] })),
+      }),
+    );
+    const input = certificateVerifyInput("server", this.transcript.digest());
+    const signature = this.provider.sign(n.scheme, this.config.privateKey, input, this.config.rng);
+    this.transcript.update(
+      this.send("handshake", {
+        type: "certificate_verify",
+        algorithm: SignatureSchemeCode[n.scheme],
+        signature,
+      }),
+    );
+    const verifyData = finishedVerifyData(
+      this.provider,
+      suite.hash,
+      serverHandshakeSecret,
+      this.transcript.digest(),
+    );
+    this.transcript.update(this.send("handshake", { type: "finished", verifyData }));
+
+    schedule.deriveMasterSecret();
+    const serverFinishedHash = this.transcript.digest();
+    this.clientApplicationSecret = schedule.clientApplicationTrafficSecret(serverFinishedHash);
+    const serverApp = schedule.serverApplicationTrafficSecret(serverFinishedHash);
+    this.exporterSecret = schedule.exporterMasterSecret(serverFinishedHash);
+    this.emit({ type: "secret", level: "application", direction: "write", secret: serverApp, suite });
+    if (n.transportParameters) this.emit({ type: "transport_parameters", data: n.transportParameters });
+    if (n.alpn !== undefined) this.emit({ type: "alpn", protocol: n.alpn });
+    this.setReadLevel("handshake");
+    this.state = "wait_finished";
+  }
+
+  private onFinished(msg: Finished, raw: RawHandshakeMessage): void {
+    const n = this.negotiated as Negotiated;
+    const schedule = this.schedule as KeySchedule;
+    if (msg.verifyData.length !== schedule.hashLength) {
+      throw alert(
+        "decode_error",
+        `Finished verify_data is ${msg.verifyData.length} bytes, not ${schedule.hashLength}`,
+      );
+    }
+    const ok = verifyFinished(
+      this.provider,
+      n.suite.hash,
+      this.clientHandshakeSecret as Uint8Array,
+      this.transcript.digest(),
+      msg.verifyData,
+    );
+    if (!ok) throw alert("decrypt_error", "the client's Finished does not verify (RFC 8446 §4.4.4)");
+    this.transcript.update(raw.raw);
+    this.resumptionSecret = schedule.resumptionMasterSecret(this.transcript.digest());
+    this.emit({
+      type: "secret",
+      level: "application",
+      direction: "read",
+      secret: this.clientApplicationSecret as Uint8Array,
+      suite: n.suite,
+    });
+    this.setReadLevel("application");
+    this.state = "connected";
+    this.emit({
+      type: "handshake_complete",
+      suite: n.suite,
+      alpn: n.alpn,
+      serverName: n.serverName,
+      peerCertificates: [],
+    });
+    const count = this.config.ticketCount ?? 1;
+    for (let i = 0; i < count; i++) this.issueTicket();
+  }
+
+  /**
+   * Sends one more NewSessionTicket at the application level (RFC 8446 §4.6.1). Returns false
+   * when tickets are disabled. Only after the handshake is complete.
+   */
+  sendSessionTicket(now: number): boolean {
+    let sent = false;
+    this.guard(now, () => {
+      if (this.state !== "connected") throw new Error("sendSessionTicket() before the handshake completed");
+      sent = this.issueTicket();
+    });
+    return sent;
+  }
+
+  private issueTicket(): boolean {
+    if (!this.ticketKeys) return false;
+    const n = this.negotiated as Negotiated;
+    const nonce = new Uint8Array([this.ticketsIssued >>> 8, this.ticketsIssued & 0xff]);
+    this.ticketsIssued++;
+    const psk = resumptionPsk(this.provider, n.suite.hash, this.resumptionSecret as Uint8Array, nonce);
+    const ageAdd = new DataView(this.config.rng.fill(new Uint8Array(4)).buffer).getUint32(0);
+    const lifetime = this.config.ticketLifetime ?? DEFAULT_TICKET_LIFETIME;
+    const maxEarlyData = this.config.maxEarlyDataSize ?? 0;
+    const ticket = this.ticketKeys.seal(
+      {
+        psk,
+        suite: n.suite.code,
+        alpn: n.alpn,
+        serverName: n.serverName,
+        issuedAt: this.now,
+        lifetime,
+        ageAdd,
+        maxEarlyData,
+        appData: this.config.ticketAppData ?? new Uint8Array(0),
+      },
+      this.config.rng,
+    );
+    const extensions: Extension[] =
+      maxEarlyData > 0 ? [{ type: "early_data_max", maxEarlyDataSize: maxEarlyData }] : [];
+    // Post-handshake messages are not part of the transcript.
+    this.send("application", { type: "new_session_ticket", lifetime, ageAdd, nonce, ticket, extensions });
+    this.emit({ type: "ticket_issued", lifetime, maxEarlyDataSize: maxEarlyData, ticket });
+    return true;
+  }
+
+  /** TLS-Exporter (RFC 8446 §7.5), available once the server flight is sent. */
+  exportKeyingMaterial(label: string, context: Uint8Array, length: number): Uint8Array {
+    const n = this.negotiated;
+    if (!this.exporterSecret || !n) throw new Error("exporter not available before the handshake");
+    return exportKeyingMaterial(this.provider, n.suite.hash, this.exporterSecret, label, context, length);
+  }
+}

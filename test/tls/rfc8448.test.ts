@@ -1,0 +1,211 @@
+/**
+ * RFC 8448 §3 (Simple 1-RTT Handshake): the published messages must parse and re-serialize byte
+ * for byte, and the key schedule must reproduce every published secret. Vectors are in
+ * ./vectors/rfc8448-simple-1rtt.json, extracted verbatim from the RFC text.
+ */
+import { describe, expect, it } from "vitest";
+import { findExtension } from "../../src/tls/extensions.js";
+import {
+  finishedKey,
+  finishedVerifyData,
+  KeySchedule,
+  resumptionPsk,
+  Transcript,
+  trafficKeys,
+} from "../../src/tls/key-schedule.js";
+import { type HandshakeMessage, parseHandshake, serializeHandshake } from "../../src/tls/messages.js";
+import { fromHex, toHex } from "../../src/util/bytes.js";
+import { PROVIDERS } from "./providers.js";
+import vectors from "./vectors/rfc8448-simple-1rtt.json" with { type: "json" };
+
+const v = (name: keyof typeof vectors): Uint8Array => fromHex(vectors[name]);
+
+/** Flips one bit of one byte, to prove a check depends on every byte. */
+function flip(b: Uint8Array, at = b.length - 1): Uint8Array {
+  const c = b.slice();
+  c[at] ^= 0x01;
+  return c;
+}
+
+describe("RFC 8448 §3 message codecs", () => {
+  const names = [
+    "clientHello",
+    "serverHello",
+    "encryptedExtensions",
+    "certificate",
+    "certificateVerify",
+    "serverFinished",
+    "clientFinished",
+    "newSessionTicket",
+  ] as const;
+  for (const name of names) {
+    it(`${name} parses and re-serializes byte for byte`, () => {
+      const bytes = v(name);
+      const msg = parseHandshake(bytes);
+      expect(toHex(serializeHandshake(msg))).toBe(toHex(bytes));
+    });
+  }
+
+  it("decodes the ClientHello fields", () => {
+    const ch = parseHandshake(v("clientHello")) as Extract<HandshakeMessage, { type: "client_hello" }>;
+    expect(ch.type).toBe("client_hello");
+    expect(ch.cipherSuites).toEqual([0x1301, 0x1303, 0x1302]);
+    expect(findExtension(ch.extensions, "server_name")?.hostName).toBe("server");
+    expect(findExtension(ch.extensions, "supported_versions")?.versions).toEqual([0x0304]);
+    const ks = findExtension(ch.extensions, "key_share");
+    expect(ks?.shares.map((s) => s.group)).toEqual([0x001d]);
+    expect(toHex(ks!.shares[0].keyExchange)).toBe(vectors.clientPublicKey);
+    expect(findExtension(ch.extensions, "psk_key_exchange_modes")?.modes).toEqual([1]);
+    // renegotiation_info, session_ticket and record_size_limit are kept raw.
+    expect(
+      ch.extensions.filter((e) => e.type === "opaque").map((e) => (e.type === "opaque" ? e.code : -1)),
+    ).toEqual([0xff01, 0x23, 0x1c]);
+  });
+
+  it("decodes the ServerHello, Certificate, CertificateVerify and NewSessionTicket fields", () => {
+    const sh = parseHandshake(v("serverHello"));
+    if (sh.type !== "server_hello") throw new Error("not a ServerHello");
+    expect(sh.cipherSuite).toBe(0x1301);
+    expect(findExtension(sh.extensions, "selected_version")?.version).toBe(0x0304);
+    expect(toHex(findExtension(sh.extensions, "key_share_server")!.share.keyExchange)).toBe(
+      vectors.serverPublicKey,
+    );
+    const cert = parseHandshake(v("certificate"));
+    if (cert.type !== "certificate") throw new Error("not a Certificate");
+    expect(cert.entries).toHaveLength(1);
+    expect(cert.entries[0].data.length).toBe(432);
+    const cv = parseHandshake(v("certificateVerify"));
+    if (cv.type !== "certificate_verify") throw new Error("not a CertificateVerify");
+    expect(cv.algorithm).toBe(0x0804);
+    expect(cv.signature.length).toBe(128);
+    const nst = parseHandshake(v("newSessionTicket"));
+    if (nst.type !== "new_session_ticket") throw new Error("not a NewSessionTicket");
+    expect(nst.lifetime).toBe(30);
+    expect(toHex(nst.nonce)).toBe("0000");
+    expect(findExtension(nst.extensions, "early_data_max")?.maxEarlyDataSize).toBe(0x400);
+  });
+});
+
+describe.each(PROVIDERS)("RFC 8448 §3 key schedule (%s)", (_name, provider) => {
+  const transcriptUpTo = (...names: (keyof typeof vectors)[]): Uint8Array => {
+    const t = new Transcript(provider, "sha256");
+    for (const n of names) t.update(v(n));
+    return t.digest();
+  };
+
+  it("computes the x25519 shared secret from both published private keys", () => {
+    const client = provider.keyShareFromPrivate("x25519", v("clientPrivateKey"));
+    const server = provider.keyShareFromPrivate("x25519", v("serverPrivateKey"));
+    expect(toHex(client.publicKey)).toBe(vectors.clientPublicKey);
+    expect(toHex(server.publicKey)).toBe(vectors.serverPublicKey);
+    expect(toHex(client.sharedSecret(server.publicKey))).toBe(vectors.sharedSecret);
+    expect(toHex(server.sharedSecret(client.publicKey))).toBe(vectors.sharedSecret);
+  });
+
+  it("derives every published secret, key and Finished value", () => {
+    const ks = new KeySchedule(provider, "sha256");
+    expect(toHex(ks.earlySecret)).toBe(vectors.earlySecret);
+    expect(toHex(ks.deriveHandshakeSecret(v("sharedSecret")))).toBe(vectors.handshakeSecret);
+
+    const helloHash = transcriptUpTo("clientHello", "serverHello");
+    expect(toHex(helloHash)).toBe(vectors.helloHash);
+    const chts = ks.clientHandshakeTrafficSecret(helloHash);
+    const shts = ks.serverHandshakeTrafficSecret(helloHash);
+    expect(toHex(chts)).toBe(vectors.clientHandshakeTrafficSecret);
+    expect(toHex(shts)).toBe(vectors.serverHandshakeTrafficSecret);
+    const sk = trafficKeys(provider, "sha256", shts, 16);
+    expect(toHex(sk.key)).toBe(vectors.serverHandshakeKey);
+    expect(toHex(sk.iv)).toBe(vectors.serverHandshakeIv);
+    const ck = trafficKeys(provider, "sha256", chts, 16);
+    expect(toHex(ck.key)).toBe(vectors.clientHandshakeKey);
+    expect(toHex(ck.iv)).toBe(vectors.clientHandshakeIv);
+
+    expect(toHex(ks.deriveMasterSecret())).toBe(vectors.masterSecret);
+
+    // Server Finished covers ClientHello..CertificateVerify.
+    const beforeServerFinished = transcriptUpTo(
+      "clientHello",
+      "serverHello",
+      "encryptedExtensions",
+      "certificate",
+      "certificateVerify",
+    );
+    expect(toHex(finishedKey(provider, "sha256", shts))).toBe(vectors.serverFinishedKey);
+    expect(toHex(finishedVerifyData(provider, "sha256", shts, beforeServerFinished))).toBe(
+      vectors.serverFinishedVerifyData,
+    );
+
+    const serverFinishedHash = transcriptUpTo(
+      "clientHello",
+      "serverHello",
+      "encryptedExtensions",
+      "certificate",
+      "certificateVerify",
+      "serverFinished",
+    );
+    expect(toHex(serverFinishedHash)).toBe(vectors.serverFinishedHash);
+    const cats = ks.clientApplicationTrafficSecret(serverFinishedHash);
+    const sats = ks.serverApplicationTrafficSecret(serverFinishedHash);
+    expect(toHex(cats)).toBe(vectors.clientApplicationTrafficSecret);
+    expect(toHex(sats)).toBe(vectors.serverApplicationTrafficSecret);
+    expect(toHex(ks.exporterMasterSecret(serverFinishedHash))).toBe(vectors.exporterMasterSecret);
+    expect(toHex(trafficKeys(provider, "sha256", sats, 16).key)).toBe(vectors.serverApplicationKey);
+    expect(toHex(trafficKeys(provider, "sha256", sats, 16).iv)).toBe(vectors.serverApplicationIv);
+    expect(toHex(trafficKeys(provider, "sha256", cats, 16).key)).toBe(vectors.clientApplicationKey);
+    expect(toHex(trafficKeys(provider, "sha256", cats, 16).iv)).toBe(vectors.clientApplicationIv);
+
+    // Client Finished covers ClientHello..server Finished.
+    expect(toHex(finishedKey(provider, "sha256", chts))).toBe(vectors.clientFinishedKey);
+    expect(toHex(finishedVerifyData(provider, "sha256", chts, serverFinishedHash))).toBe(
+      vectors.clientFinishedVerifyData,
+    );
+
+    const clientFinishedHash = transcriptUpTo(
+      "clientHello",
+      "serverHello",
+      "encryptedExtensions",
+      "certificate",
+      "certificateVerify",
+      "serverFinished",
+      "clientFinished",
+    );
+    expect(toHex(clientFinishedHash)).toBe(vectors.clientFinishedHash);
+    const rms = ks.resumptionMasterSecret(clientFinishedHash);
+    expect(toHex(rms)).toBe(vectors.resumptionMasterSecret);
+    expect(toHex(resumptionPsk(provider, "sha256", rms, v("ticketNonce")))).toBe(vectors.resumptionPsk);
+  });
+
+  it("gets a different value when any input byte changes", () => {
+    const ks = new KeySchedule(provider, "sha256");
+    expect(toHex(ks.deriveHandshakeSecret(flip(v("sharedSecret"), 0)))).not.toBe(vectors.handshakeSecret);
+    const t = new Transcript(provider, "sha256");
+    t.update(v("clientHello"));
+    t.update(flip(v("serverHello"), 40));
+    expect(toHex(t.digest())).not.toBe(vectors.helloHash);
+    expect(
+      toHex(
+        finishedVerifyData(
+          provider,
+          "sha256",
+          flip(v("clientHandshakeTrafficSecret")),
+          v("serverFinishedHash"),
+        ),
+      ),
+    ).not.toBe(vectors.clientFinishedVerifyData);
+  });
+
+  it("verifies the server's rsa_pss_rsae_sha256 CertificateVerify with the RSA key of RFC 8448 §2", async () => {
+    const { parseCertificate } = await import("../../src/tls/x509.js");
+    const cert = parseHandshake(v("certificate"));
+    const cv = parseHandshake(v("certificateVerify"));
+    if (cert.type !== "certificate" || cv.type !== "certificate_verify") throw new Error("bad fixture");
+    const leaf = parseCertificate(cert.entries[0].data);
+    expect(leaf.publicKey?.kind).toBe("rsa");
+    const { certificateVerifyInput } = await import("../../src/tls/handshake-common.js");
+    const hash = transcriptUpTo("clientHello", "serverHello", "encryptedExtensions", "certificate");
+    const input = certificateVerifyInput("server", hash);
+    expect(provider.verify("rsa_pss_rsae_sha256", leaf.publicKey!, input, cv.signature)).toBe(true);
+    expect(provider.verify("rsa_pss_rsae_sha256", leaf.publicKey!, flip(input), cv.signature)).toBe(false);
+    expect(provider.verify("rsa_pss_rsae_sha256", leaf.publicKey!, input, flip(cv.signature, 5))).toBe(false);
+  });
+});
