@@ -12,6 +12,8 @@
 export const PACING_GAIN = 1.25;
 /** Burst size in datagrams: the initial window of RFC 9002 §7.2 (§7.7: limit bursts to it). */
 export const BURST_PACKETS = 10;
+/** Shortfalls below this many bytes are floating-point noise, not a reason to wait. */
+const EPSILON_BYTES = 1e-6;
 
 /**
  * A token-bucket pacer (RFC 9002 §7.7).
@@ -54,7 +56,7 @@ export class Pacer {
     const cap = this.capacity(window);
     const available = this.level(now, window, smoothedRtt, cap);
     const need = Math.min(bytes, cap);
-    if (available >= need) return 0;
+    if (available + EPSILON_BYTES >= need) return 0;
     return (need - available) / Pacer.rate(window, smoothedRtt);
   }
 
