@@ -4,7 +4,11 @@
  * ./vectors/rfc8448-simple-1rtt.json, extracted verbatim from the RFC text.
  */
 import { describe, expect, it } from "vitest";
+import { SeededRng } from "../../src/crypto/random.js";
+import { AlertDescription, TlsAlert } from "../../src/tls/alert.js";
+import { TlsClient } from "../../src/tls/client.js";
 import { findExtension } from "../../src/tls/extensions.js";
+import type { TlsEvent } from "../../src/tls/handshake-common.js";
 import {
   finishedKey,
   finishedVerifyData,
@@ -13,7 +17,12 @@ import {
   Transcript,
   trafficKeys,
 } from "../../src/tls/key-schedule.js";
-import { type HandshakeMessage, parseHandshake, serializeHandshake } from "../../src/tls/messages.js";
+import {
+  type ClientHello,
+  type HandshakeMessage,
+  parseHandshake,
+  serializeHandshake,
+} from "../../src/tls/messages.js";
 import { fromHex, toHex } from "../../src/util/bytes.js";
 import { PROVIDERS } from "./providers.js";
 import vectors from "./vectors/rfc8448-simple-1rtt.json" with { type: "json" };
@@ -208,4 +217,123 @@ describe.each(PROVIDERS)("RFC 8448 §3 key schedule (%s)", (_name, provider) => 
     expect(provider.verify("rsa_pss_rsae_sha256", leaf.publicKey!, flip(input), cv.signature)).toBe(false);
     expect(provider.verify("rsa_pss_rsae_sha256", leaf.publicKey!, input, flip(cv.signature, 5))).toBe(false);
   });
+});
+
+describe.each(PROVIDERS)("RFC 8448 §3 client state machine (%s)", (_name, provider) => {
+  const rfcClientHello = parseHandshake(v("clientHello")) as ClientHello;
+
+  /** A client that reproduces the published ClientHello: fixed random, key share and extensions. */
+  function rfcClient(): TlsClient {
+    return new TlsClient({
+      provider,
+      rng: new SeededRng(8448),
+      quic: false,
+      alpn: [],
+      serverName: "server",
+      verifier: "insecure-skip-verification",
+      cipherSuites: ["TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_256_GCM_SHA384"],
+      groups: ["x25519"],
+      testing: {
+        random: rfcClientHello.random,
+        keySharePrivateKeys: { x25519: v("clientPrivateKey") },
+        // The RFC's list (with ffdhe groups, renegotiation_info, record_size_limit ...), but with
+        // the key share the client computed itself from the published private key.
+        clientHelloExtensions: (defaults) =>
+          rfcClientHello.extensions.map((e) =>
+            e.type === "key_share" ? findExtension(defaults, "key_share")! : e,
+          ),
+      },
+    });
+  }
+
+  function drainEvents(c: TlsClient): TlsEvent[] {
+    const out: TlsEvent[] = [];
+    for (let e = c.pollEvent(); e; e = c.pollEvent()) out.push(e);
+    return out;
+  }
+
+  it("sends the published ClientHello and, given the server's flight, the published client Finished", () => {
+    const client = rfcClient();
+    client.start(0);
+    const ch = client.pollOutput();
+    expect(ch?.level).toBe("initial");
+    expect(toHex(ch!.data)).toBe(vectors.clientHello);
+    expect(client.pollOutput()).toBeUndefined();
+
+    client.receive("initial", v("serverHello"), 1);
+    const hsEvents = drainEvents(client);
+    expect(hsEvents.map((e) => (e.type === "secret" ? `${e.level}/${e.direction}` : e.type))).toEqual([
+      "handshake/read",
+      "handshake/write",
+    ]);
+    const secrets = Object.fromEntries(
+      hsEvents.flatMap((e) => (e.type === "secret" ? [[`${e.level}/${e.direction}`, toHex(e.secret)]] : [])),
+    );
+    expect(secrets["handshake/read"]).toBe(vectors.serverHandshakeTrafficSecret);
+    expect(secrets["handshake/write"]).toBe(vectors.clientHandshakeTrafficSecret);
+    expect(client.cipherSuite?.name).toBe("TLS_AES_128_GCM_SHA256");
+
+    client.receive("handshake", v("serverFlight"), 2);
+    const fin = client.pollOutput();
+    expect(fin?.level).toBe("handshake");
+    expect(toHex(fin!.data)).toBe(vectors.clientFinished);
+    expect(client.pollOutput()).toBeUndefined();
+    const events = drainEvents(client);
+    const app = Object.fromEntries(
+      events.flatMap((e) => (e.type === "secret" ? [[`${e.level}/${e.direction}`, toHex(e.secret)]] : [])),
+    );
+    expect(app["application/read"]).toBe(vectors.serverApplicationTrafficSecret);
+    expect(app["application/write"]).toBe(vectors.clientApplicationTrafficSecret);
+    const done = events.find((e) => e.type === "handshake_complete");
+    expect(done?.type === "handshake_complete" && done.peerCertificates.length).toBe(1);
+    expect(client.handshakeComplete).toBe(true);
+
+    // The published ticket yields the published resumption PSK.
+    client.receive("application", v("newSessionTicket"), 3000);
+    const [ticketEvent] = drainEvents(client);
+    if (ticketEvent?.type !== "session_ticket") throw new Error("no session_ticket event");
+    expect(toHex(ticketEvent.ticket.psk)).toBe(vectors.resumptionPsk);
+    expect(ticketEvent.ticket.lifetime).toBe(30);
+    expect(ticketEvent.ticket.maxEarlyDataSize).toBe(0x400);
+    expect(ticketEvent.ticket.receivedAt).toBe(3000);
+    expect(ticketEvent.ticket.serverName).toBe("server");
+  });
+
+  it("reproduces the client Finished when the flight arrives one byte at a time", () => {
+    const client = rfcClient();
+    client.start(0);
+    client.pollOutput();
+    for (const b of v("serverHello")) client.receive("initial", new Uint8Array([b]), 0);
+    for (const b of v("serverFlight")) client.receive("handshake", new Uint8Array([b]), 0);
+    expect(toHex(client.pollOutput()!.data)).toBe(vectors.clientFinished);
+  });
+
+  /** Offsets into the server's handshake flight: EE 0..39, Certificate 40..484, CV 485..620, Finished 621..656. */
+  const cases: [string, "serverHello" | "serverFlight", number, number][] = [
+    ["ServerHello random", "serverHello", 10, AlertDescription.decrypt_error], // transcript differs -> Finished fails
+    ["server key share", "serverHello", 60, AlertDescription.decrypt_error],
+    ["CertificateVerify signature", "serverFlight", 600, AlertDescription.decrypt_error],
+    ["server Finished", "serverFlight", 656, AlertDescription.decrypt_error],
+    ["certificate_request_context length", "serverFlight", 44, AlertDescription.decode_error],
+  ];
+  for (const [what, which, at, expected] of cases) {
+    it(`fails with alert ${expected} when one byte of the ${what} changes`, () => {
+      const client = rfcClient();
+      client.start(0);
+      client.pollOutput();
+      const sh = which === "serverHello" ? flip(v("serverHello"), at) : v("serverHello");
+      const flight = which === "serverFlight" ? flip(v("serverFlight"), at) : v("serverFlight");
+      let caught: unknown;
+      try {
+        client.receive("initial", sh, 0);
+        client.receive("handshake", flight, 0);
+      } catch (e) {
+        caught = e;
+      }
+      expect(caught).toBeInstanceOf(TlsAlert);
+      expect((caught as TlsAlert).description).toBe(expected);
+      // The alert is latched.
+      expect(() => client.receive("handshake", new Uint8Array([0]), 0)).toThrow(caught as TlsAlert);
+    });
+  }
 });
