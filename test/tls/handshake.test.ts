@@ -35,6 +35,20 @@ describe.each(PROVIDERS)("TLS 1.3 handshake over QUIC (%s)", (_name, provider) =
     });
     const run = runHandshake(client, server);
 
+    // The server signed with the scheme of its key.
+    const flight = new HandshakeReassembler();
+    flight.push(run.serverSent[1].data);
+    const msgs: HandshakeMessage[] = [];
+    for (let m = flight.next(); m; m = flight.next()) msgs.push(parseHandshakeBody(m.msgType, m.body));
+    expect(msgs.map((m) => m.type)).toEqual([
+      "encrypted_extensions",
+      "certificate",
+      "certificate_verify",
+      "finished",
+    ]);
+    const cv = msgs[2];
+    expect(cv.type === "certificate_verify" && signatureSchemeByCode(cv.algorithm)).toBe(scheme);
+
     // No HelloRetryRequest: one ClientHello, one ServerHello.
     expect(run.clientSent.map((o) => o.level)).toEqual(["initial", "handshake"]);
     expect(run.serverSent.map((o) => o.level)).toEqual(["initial", "handshake", "application"]);

@@ -104,7 +104,10 @@ function deliver(
   fragment: number | undefined,
   now: number,
 ): void {
-  if (!fragment) return to.receive(level, data, now);
+  if (!fragment) {
+    to.receive(level, data, now);
+    return;
+  }
   for (let i = 0; i < data.length; i += fragment) to.receive(level, data.subarray(i, i + fragment), now);
 }
 
