@@ -1,0 +1,130 @@
+/**
+ * Connection configuration: what a user may set, with the defaults we ship, and how it becomes
+ * our transport parameters (RFC 9000 §18.2).
+ */
+import type { CryptoProvider, PrivateKey, Rng } from "../crypto/provider.js";
+import type { PeerVerifier } from "../tls/handshake-common.js";
+import type { CipherSuiteName } from "../tls/suites.js";
+import type { TransportParameters } from "./transport-params.js";
+import { QUIC_V1 } from "./version.js";
+
+/** Transport settings (all optional; see `defaultTransportSettings`). Times are milliseconds. */
+export interface TransportSettings {
+  /** Idle timeout we advertise; the effective one is the minimum of both sides' (RFC 9000 §10.1). 0 = none. */
+  maxIdleTimeout: number;
+  /** Send a PING after this much quiet, to keep the connection (and NAT bindings) alive; 0 = never. */
+  keepAliveInterval: number;
+  /** Initial connection-level receive window (MAX_DATA); grows with the bandwidth-delay product. */
+  initialMaxData: number;
+  /** Largest connection-level receive window auto-tuning may reach. */
+  maxConnectionWindow: number;
+  /** Initial per-stream receive window (MAX_STREAM_DATA). */
+  initialMaxStreamData: number;
+  /** Largest per-stream receive window auto-tuning may reach. */
+  maxStreamWindow: number;
+  /** Concurrent bidirectional streams the peer may open. */
+  maxStreamsBidi: number;
+  /** Concurrent unidirectional streams the peer may open. */
+  maxStreamsUni: number;
+  /** Our max_ack_delay. */
+  maxAckDelay: number;
+  ackDelayExponent: number;
+  /** How many connection IDs we accept from the peer at once. */
+  activeConnectionIdLimit: number;
+  /** Largest DATAGRAM frame we accept (RFC 9221); 0 disables DATAGRAM. */
+  maxDatagramFrameSize: number;
+  /** Largest UDP payload we send (the peer's max_udp_payload_size also caps it). At least 1200. */
+  maxUdpPayloadSize: number;
+  /** Per-stream send buffer: bytes written but not yet acknowledged before `write` pushes back. */
+  streamSendBuffer: number;
+  /** Length of the connection IDs we issue (0-20; 8 by default). */
+  cidLength: number;
+}
+
+/** The defaults: comfortable on loopback and on a WAN path of a few hundred ms. */
+export const defaultTransportSettings: Readonly<TransportSettings> = Object.freeze({
+  maxIdleTimeout: 30_000,
+  keepAliveInterval: 0,
+  initialMaxData: 1 << 20,
+  maxConnectionWindow: 24 << 20,
+  initialMaxStreamData: 512 << 10,
+  maxStreamWindow: 16 << 20,
+  maxStreamsBidi: 100,
+  maxStreamsUni: 100,
+  maxAckDelay: 25,
+  ackDelayExponent: 3,
+  activeConnectionIdLimit: 4,
+  maxDatagramFrameSize: 0,
+  maxUdpPayloadSize: 1452,
+  streamSendBuffer: 1 << 20,
+  cidLength: 8,
+});
+
+/** TLS and identity settings shared by clients and servers. */
+export interface ConnectionConfig {
+  /** Crypto implementation (see src/crypto/select.ts). */
+  provider: CryptoProvider;
+  /** Randomness for connection IDs, keys and tokens. */
+  rng: Rng;
+  /** QUIC version to speak (client) — v1 by default. */
+  version?: number;
+  /** ALPN protocols, in preference order (required by RFC 9001 §8.1). */
+  alpn: readonly string[];
+  /** Cipher suites offered/accepted, in preference order; all three by default. */
+  cipherSuites?: readonly CipherSuiteName[];
+  /** Client: the server name to send (SNI) and to verify the certificate against. */
+  serverName?: string;
+  /**
+   * Client: how to check the server's certificate. Verification is on by default; skipping it
+   * must be asked for explicitly with `"insecure-skip-verification"`.
+   */
+  verifier?: PeerVerifier | "insecure-skip-verification";
+  /** Server: certificate chain, leaf first (DER). */
+  certificateChain?: readonly Uint8Array[];
+  /** Server: the leaf certificate's private key. */
+  privateKey?: PrivateKey;
+  /** Transport settings; unset fields take `defaultTransportSettings`. */
+  transport?: Partial<TransportSettings>;
+  /** Receives NSS key log lines (SSLKEYLOGFILE format) for Wireshark. */
+  keylog?: (line: string) => void;
+  /** Receives qlog-style events (name + data) for debugging. */
+  qlog?: (event: QlogEvent) => void;
+}
+
+/** A qlog-like event (draft-ietf-quic-qlog-quic-events names). */
+export interface QlogEvent {
+  time: number;
+  name: string;
+  data: Record<string, unknown>;
+}
+
+/** Resolved settings. */
+export function resolveSettings(config: ConnectionConfig): TransportSettings {
+  const s = { ...defaultTransportSettings, ...config.transport };
+  if (s.maxUdpPayloadSize < 1200) throw new RangeError("maxUdpPayloadSize must be at least 1200");
+  if (s.cidLength < 0 || s.cidLength > 20) throw new RangeError("cidLength must be 0..20");
+  return s;
+}
+
+/** Default QUIC version. */
+export const DEFAULT_VERSION = QUIC_V1;
+
+/** Our transport parameters from the settings (CID fields are set by the connection). */
+export function localTransportParameters(s: TransportSettings): TransportParameters {
+  return {
+    maxIdleTimeout: s.maxIdleTimeout,
+    maxUdpPayloadSize: Math.max(1200, s.maxUdpPayloadSize),
+    initialMaxData: s.initialMaxData,
+    initialMaxStreamDataBidiLocal: s.initialMaxStreamData,
+    initialMaxStreamDataBidiRemote: s.initialMaxStreamData,
+    initialMaxStreamDataUni: s.initialMaxStreamData,
+    initialMaxStreamsBidi: s.maxStreamsBidi,
+    initialMaxStreamsUni: s.maxStreamsUni,
+    ackDelayExponent: s.ackDelayExponent,
+    maxAckDelay: s.maxAckDelay,
+    disableActiveMigration: true,
+    activeConnectionIdLimit: s.activeConnectionIdLimit,
+    maxDatagramFrameSize: s.maxDatagramFrameSize,
+    greaseQuicBit: false,
+  };
+}

@@ -1,0 +1,1711 @@
+/**
+ * A QUIC connection as a sans-IO state machine (RFC 9000, 9001, 9002).
+ *
+ * Nothing here touches a socket, a timer or the clock: the owner passes `now` (milliseconds,
+ * any monotonic origin) into every call. Calling order, as in quinn-proto and aioquic:
+ *
+ * 1. `receive(now, datagram)` for every datagram routed to this connection;
+ * 2. then `pollTransmit(now)` until it returns undefined, sending each datagram to `remote`;
+ * 3. `pollTimeout()` gives the absolute time of the next timer: call `handleTimeout(now)` then,
+ *    and go to 2;
+ * 4. `pollEvent()` until undefined after each of the above, to learn about the handshake,
+ *    streams, datagrams and the end of the connection.
+ *
+ * Application calls (`openStream`, `write`, `read`, `close`, ...) may happen at any time; go to
+ * step 2 after them.
+ *
+ * Everything the peer can do wrong becomes a CONNECTION_CLOSE with the RFC 9000 §20 code and a
+ * `closed` event; no exception escapes `receive` or `handleTimeout`.
+ */
+import type { PrivateKey } from "../crypto/provider.js";
+import { MquicttError } from "../errors.js";
+import { AlertDescription, TlsAlert } from "../tls/alert.js";
+import { TlsClient } from "../tls/client.js";
+import type { EncryptionLevel, PeerVerifier, SessionTicket, TlsEvent } from "../tls/handshake-common.js";
+import { TlsServer } from "../tls/server.js";
+import type { CipherSuite } from "../tls/suites.js";
+import { bytesEqual, toHex, Writer } from "../util/bytes.js";
+import { LocalCids, PeerCids } from "./cid.js";
+import {
+  type ConnectionConfig,
+  DEFAULT_VERSION,
+  localTransportParameters,
+  type QlogEvent,
+  resolveSettings,
+  type TransportSettings,
+} from "./config.js";
+import { TransportError, TransportErrorCode } from "./errors.js";
+import {
+  type AckFrame,
+  cryptoDataCapacity,
+  encodeFrame,
+  type Frame,
+  FrameIterator,
+  frameAllowedIn,
+  frameSize,
+  type PacketType,
+} from "./frames.js";
+import {
+  encodePacketNumberLength,
+  type LongHeader,
+  type ProtectedHeader,
+  type RetryHeader,
+  splitCoalesced,
+  type VersionNegotiationHeader,
+  writeLongHeader,
+  writeShortHeader,
+} from "./packet.js";
+import {
+  AEAD_TAG_LENGTH,
+  decryptPayload,
+  derivePacketKeys,
+  initialKeys,
+  minPayloadLength,
+  type PacketKeys,
+  protect,
+  removeHeaderProtection,
+  unprotect,
+  verifyRetryIntegrity,
+} from "./protection.js";
+import { AckTracker } from "./recovery/ack-tracker.js";
+import { LossDetector } from "./recovery/loss.js";
+import { Pacer } from "./recovery/pacer.js";
+import type { SentPacket } from "./recovery/sent-packets.js";
+import { PN_SPACES, PnSpace } from "./recovery/space.js";
+import { RecvBuffer } from "./streams/recv-buffer.js";
+import { SendBuffer } from "./streams/send-buffer.js";
+import { type StreamControlFrame, StreamManager } from "./streams/streams.js";
+import { Timer, TimerTable } from "./timers.js";
+import {
+  decodeTransportParameters,
+  encodeTransportParameters,
+  type TransportParameters,
+} from "./transport-params.js";
+import { isSupportedVersion, SUPPORTED_VERSIONS } from "./version.js";
+
+/** Smallest datagram carrying a client Initial (RFC 9000 §14.1). */
+export const MIN_INITIAL_DATAGRAM = 1200;
+/** Bound on CRYPTO bytes buffered ahead of the read offset per level (RFC 9000 §7.5). */
+const CRYPTO_BUFFER_LIMIT = 64 * 1024;
+/** Packets kept while their keys are not yet available (RFC 9001 §5.7). */
+const MAX_UNDECRYPTABLE = 16;
+/** Datagrams buffered for DATAGRAM events before we drop the oldest. */
+const MAX_DATAGRAM_QUEUE = 256;
+
+/** Why and by whom a connection ended. */
+export interface CloseInfo {
+  /** Transport (RFC 9000 §20) or application error code. */
+  readonly errorCode: number;
+  /** True for an application close (CONNECTION_CLOSE type 0x1d). */
+  readonly application: boolean;
+  readonly reason: string;
+  /** Who closed it: us, the peer, the idle timer, or a stateless reset. */
+  readonly initiator: "local" | "remote" | "idle" | "stateless-reset" | "version-negotiation";
+}
+
+/** What a connection reports to its owner, in order. */
+export type ConnectionEvent =
+  /** The TLS handshake completed (RFC 9001 §4.1.1): streams can carry application data. */
+  | {
+      type: "connected";
+      alpn: string | undefined;
+      suite: CipherSuite["name"];
+      peerCertificates: readonly Uint8Array[];
+    }
+  /** The handshake is confirmed (RFC 9001 §4.1.2). */
+  | { type: "handshake_confirmed" }
+  /** The peer opened a stream. */
+  | { type: "stream_opened"; streamId: number; bidi: boolean }
+  /** A stream has data or its end to read. */
+  | { type: "stream_readable"; streamId: number }
+  /** Send-buffer space freed up on a stream. */
+  | { type: "stream_writable"; streamId: number }
+  /** The peer reset its sending part of a stream (RESET_STREAM). */
+  | { type: "stream_reset"; streamId: number; errorCode: number }
+  /** The peer asked us to stop sending (STOP_SENDING); we reset the stream with its code. */
+  | { type: "stream_stop_sending"; streamId: number; errorCode: number }
+  /** Streams of that direction can be opened again after `openStream` returned undefined. */
+  | { type: "streams_available"; bidi: boolean }
+  /** An unreliable DATAGRAM (RFC 9221). */
+  | { type: "datagram"; data: Uint8Array }
+  /** Client: a session ticket for resumption. */
+  | { type: "session_ticket"; ticket: SessionTicket }
+  /** The connection is closing or draining: no more application data. */
+  | { type: "closed"; info: CloseInfo }
+  /** The connection is gone: the owner can forget it (and its connection IDs). */
+  | { type: "drained" };
+
+/** Error thrown to the application for API misuse (not for a peer's faults). */
+export class ConnectionError extends MquicttError {}
+
+/** Recovery tokens: what a sent packet carried, returned on ack or loss (RFC 9002, neqo style). */
+type Token =
+  | { k: "crypto"; space: PnSpace; offset: number; length: number }
+  | { k: "stream"; id: number; offset: number; length: number; fin: boolean }
+  | { k: "ack"; space: PnSpace; largest: number }
+  | { k: "control"; frame: StreamControlFrame }
+  | { k: "handshake_done" }
+  | { k: "new_cid"; frame: Frame & { type: "new_connection_id" } }
+  | { k: "retire_cid"; sequence: number }
+  | { k: "ping" };
+
+type State = "handshake" | "established" | "closing" | "draining" | "closed";
+
+const LEVEL_OF_SPACE: Readonly<Record<PnSpace, "initial" | "handshake" | "application">> = {
+  [PnSpace.Initial]: "initial",
+  [PnSpace.Handshake]: "handshake",
+  [PnSpace.ApplicationData]: "application",
+};
+const PACKET_TYPE_OF_SPACE: Readonly<Record<PnSpace, PacketType>> = {
+  [PnSpace.Initial]: "initial",
+  [PnSpace.Handshake]: "handshake",
+  [PnSpace.ApplicationData]: "one_rtt",
+};
+
+/** Per packet-number-space state (RFC 9000 §12.3). */
+class Space {
+  readKeys: PacketKeys | undefined;
+  writeKeys: PacketKeys | undefined;
+  nextPn = 0;
+  readonly acks: AckTracker;
+  /** Incoming CRYPTO stream of this level. */
+  readonly cryptoIn = new RecvBuffer({ maxAhead: CRYPTO_BUFFER_LIMIT, frameType: 0x06 });
+  /** Outgoing CRYPTO stream of this level. */
+  readonly cryptoOut = new SendBuffer(Number.MAX_SAFE_INTEGER);
+  discarded = false;
+  /** Send probes (PTO) in this space: number of ack-eliciting packets still owed. */
+  probes = 0;
+
+  constructor(
+    readonly id: PnSpace,
+    maxAckDelay: number,
+  ) {
+    this.acks = new AckTracker({ space: id, maxAckDelay });
+  }
+
+  get hasCryptoToSend(): boolean {
+    return !this.discarded && this.writeKeys !== undefined && this.cryptoOut.hasSendable();
+  }
+}
+
+/**
+ * One QUIC connection. Create clients with `Connection.client()`; servers are created by the
+ * `Endpoint` from a client's first Initial (`Connection.server()`).
+ */
+export class Connection {
+  readonly role: "client" | "server";
+  /** The peer's address, as the owner names it (opaque here). */
+  remote: string;
+  readonly settings: TransportSettings;
+  version: number;
+
+  private state: State = "handshake";
+  private readonly config: ConnectionConfig;
+  private readonly tls: TlsClient | TlsServer;
+  private readonly spaces: [Space, Space, Space];
+  private readonly loss: LossDetector<Token>;
+  private readonly pacer: Pacer;
+  private readonly timers = new TimerTable();
+  readonly streams: StreamManager;
+  readonly localCids: LocalCids;
+  private peerCids: PeerCids;
+  private readonly events: ConnectionEvent[] = [];
+  private readonly scratch = new Writer(2048);
+
+  /** The Destination Connection ID of the client's first Initial (keys, and §7.3 checks). */
+  readonly originalDcid: Uint8Array;
+  /** Our Source Connection ID in the handshake. */
+  private readonly initialScid: Uint8Array;
+  /** Client: the Retry token to echo in Initials; the SCID of the Retry (§7.3). */
+  private retryToken: Uint8Array = new Uint8Array(0);
+  private retryScid: Uint8Array | undefined;
+  /** Client: whether we have processed any packet from the server. */
+  private receivedFromPeer = false;
+  /** Client: the server's SCID from its first Initial (checked against initial_source_connection_id). */
+  private peerInitialScid: Uint8Array | undefined;
+
+  private readonly localParams: TransportParameters;
+  private peerParams: TransportParameters | undefined;
+  private maxDatagramSize = 1200;
+  private idleTimeout = 0;
+  private lastActivity = 0;
+
+  /** Anti-amplification accounting for servers (RFC 9000 §8.1). */
+  private addressValidated: boolean;
+  private bytesReceived = 0;
+  private bytesSent = 0;
+
+  private handshakeComplete = false;
+  private handshakeConfirmed = false;
+  private handshakeDonePending = false;
+  private sentHandshakePacket = false;
+
+  /** 1-RTT key phase (RFC 9001 §6). */
+  private keyPhase: 0 | 1 = 0;
+  private nextReadKeys: PacketKeys | undefined;
+  private prevReadKeys: PacketKeys | undefined;
+  private prevReadKeysUntil = 0;
+  /** The first packet number sent with the current key phase (a key update needs an ack of one). */
+  private keyPhaseStartPn = 0;
+
+  private pendingPathResponses: Uint8Array[] = [];
+  private pendingNewCids: (Frame & { type: "new_connection_id" })[] = [];
+  private pendingRetireCids: number[] = [];
+  private pingPending = false;
+  private readonly datagramsOut: Uint8Array[] = [];
+  private undecryptable: { datagram: Uint8Array; at: number }[] = [];
+
+  private closeInfo: CloseInfo | undefined;
+  /** CONNECTION_CLOSE to (re)send while closing. */
+  private closeFrame: (Frame & { type: "connection_close" }) | undefined;
+  private closeSendPending = false;
+  private sessionTicketEvents = 0;
+
+  /** Statistics for benchmarks and tests. */
+  readonly stats = {
+    packetsSent: 0,
+    packetsReceived: 0,
+    packetsDropped: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    packetsLost: 0,
+    ptoCount: 0,
+  };
+
+  private constructor(
+    role: "client" | "server",
+    config: ConnectionConfig,
+    remote: string,
+    now: number,
+    dcid: Uint8Array,
+    scid: Uint8Array,
+    originalDcid: Uint8Array,
+    resetTokenFor: (cid: Uint8Array) => Uint8Array,
+    retry?: { originalDcid: Uint8Array; retryScid: Uint8Array },
+  ) {
+    this.role = role;
+    this.config = config;
+    this.remote = remote;
+    this.settings = resolveSettings(config);
+    this.version = config.version ?? DEFAULT_VERSION;
+    this.originalDcid = originalDcid;
+    this.initialScid = scid;
+    this.addressValidated = role === "client";
+    this.lastActivity = now;
+    const s = this.settings;
+    this.spaces = [
+      new Space(PnSpace.Initial, s.maxAckDelay),
+      new Space(PnSpace.Handshake, s.maxAckDelay),
+      new Space(PnSpace.ApplicationData, s.maxAckDelay),
+    ];
+    this.loss = new LossDetector<Token>({ isServer: role === "server" });
+    this.pacer = new Pacer(1200);
+    this.localCids = new LocalCids(s.cidLength, config.rng, resetTokenFor);
+    this.localCids.initial(scid);
+    this.peerCids = new PeerCids(dcid, s.activeConnectionIdLimit);
+
+    this.localParams = localTransportParameters(s);
+    this.localParams.initialSourceConnectionId = scid;
+    if (role === "server") {
+      this.localParams.originalDestinationConnectionId = originalDcid;
+      this.localParams.statelessResetToken = resetTokenFor(scid);
+      if (retry) {
+        // RFC 9000 §7.3: after a Retry, original_destination_connection_id is the DCID of the
+        // first Initial and retry_source_connection_id the SCID of the Retry. The Retry token
+        // validated the client's address (§8.1.2).
+        this.localParams.originalDestinationConnectionId = retry.originalDcid;
+        this.localParams.retrySourceConnectionId = retry.retryScid;
+        this.addressValidated = true;
+      }
+    }
+    this.streams = new StreamManager({
+      role,
+      local: this.localParams,
+      maxStreamWindow: s.maxStreamWindow,
+      maxConnectionWindow: s.maxConnectionWindow,
+      sendBufferSize: s.streamSendBuffer,
+    });
+
+    const keys = initialKeys(config.provider, this.version, originalDcid);
+    const init = this.spaces[PnSpace.Initial];
+    init.readKeys = role === "client" ? keys.server : keys.client;
+    init.writeKeys = role === "client" ? keys.client : keys.server;
+
+    if (role === "client") {
+      const verifier = config.verifier;
+      if (verifier === undefined) {
+        throw new ConnectionError(
+          "ERR_QUIC_CONFIG",
+          "a client needs a certificate verifier (CA roots), or verifier: 'insecure-skip-verification' explicitly",
+        );
+      }
+      this.tls = new TlsClient({
+        provider: config.provider,
+        rng: config.rng,
+        alpn: [...config.alpn],
+        serverName: config.serverName,
+        verifier: verifier as PeerVerifier | "insecure-skip-verification",
+        transportParameters: encodeTransportParameters(this.localParams),
+        cipherSuites: config.cipherSuites ? [...config.cipherSuites] : undefined,
+      });
+    } else {
+      if (!config.certificateChain || !config.privateKey) {
+        throw new ConnectionError("ERR_QUIC_CONFIG", "a server needs certificateChain and privateKey");
+      }
+      this.tls = new TlsServer({
+        provider: config.provider,
+        rng: config.rng,
+        alpn: [...config.alpn],
+        certificateChain: [...config.certificateChain],
+        privateKey: config.privateKey as PrivateKey,
+        transportParameters: encodeTransportParameters(this.localParams),
+        cipherSuites: config.cipherSuites ? [...config.cipherSuites] : undefined,
+      });
+    }
+    this.armIdle(now);
+  }
+
+  /**
+   * A client connection to `remote`. Sends its first Initial on the next `pollTransmit`.
+   * Throws `ConnectionError` for a bad configuration.
+   */
+  static client(config: ConnectionConfig, remote: string, now: number): Connection {
+    const s = resolveSettings(config);
+    // RFC 9000 §7.2: the first Destination Connection ID is random, at least 8 bytes.
+    const dcid = config.rng.fill(new Uint8Array(Math.max(8, s.cidLength)));
+    const scid = config.rng.fill(new Uint8Array(s.cidLength));
+    const conn = new Connection("client", config, remote, now, dcid, scid, dcid, () => new Uint8Array(16));
+    conn.tlsGuard(now, () => (conn.tls as TlsClient).start(now));
+    return conn;
+  }
+
+  /**
+   * A server connection for a client's first Initial (`header`, already checked by the
+   * endpoint). `resetTokenFor` derives stateless reset tokens from our static key.
+   */
+  static server(
+    config: ConnectionConfig,
+    remote: string,
+    now: number,
+    header: LongHeader,
+    scid: Uint8Array,
+    resetTokenFor: (cid: Uint8Array) => Uint8Array,
+    retry?: { originalDcid: Uint8Array; retryScid: Uint8Array },
+  ): Connection {
+    return new Connection(
+      "server",
+      { ...config, version: header.version },
+      remote,
+      now,
+      header.scid.slice(),
+      scid,
+      header.dcid.slice(),
+      resetTokenFor,
+      retry,
+    );
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Getters
+
+  /** True once the handshake completed and until the connection closes. */
+  get isEstablished(): boolean {
+    return this.state === "established";
+  }
+
+  /** True once nothing more will happen: the owner may drop the connection. */
+  get isDrained(): boolean {
+    return this.state === "closed";
+  }
+
+  /** True while closing or draining (or closed). */
+  get isClosing(): boolean {
+    return this.state === "closing" || this.state === "draining" || this.state === "closed";
+  }
+
+  /** Why the connection closed, once it did. */
+  get closeReason(): CloseInfo | undefined {
+    return this.closeInfo;
+  }
+
+  /** Smoothed RTT estimate in ms. */
+  get rtt(): number {
+    return this.loss.rtt.smoothedRtt;
+  }
+
+  /** Congestion window in bytes. */
+  get congestionWindow(): number {
+    return this.loss.cc.window();
+  }
+
+  /** The peer's transport parameters, once received. */
+  get peerTransportParameters(): TransportParameters | undefined {
+    return this.peerParams;
+  }
+
+  /** The current Destination Connection ID (for the endpoint's logs and tests). */
+  get destinationCid(): Uint8Array {
+    return this.peerCids.current.cid;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Receiving
+
+  /** Processes one UDP datagram from the peer. Never throws for bad input. */
+  receive(now: number, datagram: Uint8Array): void {
+    if (this.state === "closed" || this.state === "draining") return;
+    this.bytesReceived += datagram.length;
+    this.stats.bytesReceived += datagram.length;
+    if (this.state === "closing") {
+      // RFC 9000 §10.2.1: answer with CONNECTION_CLOSE, rate-limited to one per datagram.
+      this.closeSendPending = true;
+      return;
+    }
+    let processed = false;
+    try {
+      processed = this.receiveDatagram(now, datagram);
+    } catch (e) {
+      this.onError(now, e);
+      return;
+    }
+    if (!processed && this.peerCids.isStatelessReset(datagram)) {
+      // RFC 9000 §10.3.1: a datagram we cannot process that ends with a known reset token.
+      this.enterDraining(now, {
+        errorCode: 0,
+        application: false,
+        reason: "stateless reset",
+        initiator: "stateless-reset",
+      });
+    }
+  }
+
+  /** Returns true when at least one packet of the datagram was processed. */
+  private receiveDatagram(now: number, datagram: Uint8Array, replay = false): boolean {
+    const { packets } = splitCoalesced(datagram, this.settings.cidLength);
+    let processed = false;
+    let deferred = false;
+    for (const header of packets) {
+      switch (header.type) {
+        case "version-negotiation":
+          this.onVersionNegotiation(now, header);
+          continue;
+        case "retry":
+          this.onRetry(now, datagram, header);
+          continue;
+        case "unsupported-version":
+          continue;
+        case "0rtt":
+          continue; // 0-RTT is not offered yet: we never accept it (RFC 9001 §4.6.2).
+        default: {
+          const r = this.receivePacket(now, datagram, header);
+          if (r === "processed") processed = true;
+          else if (r === "deferred") deferred = true;
+        }
+      }
+      if (this.state === "draining" || this.state === "closed") break;
+    }
+    if (deferred && !replay && this.undecryptable.length < MAX_UNDECRYPTABLE) {
+      // RFC 9001 §5.7: keep packets whose keys are not yet available.
+      this.undecryptable.push({ datagram: datagram.slice(), at: now });
+    }
+    if (processed) this.afterProgress(now);
+    return processed;
+  }
+
+  private spaceOf(header: ProtectedHeader): Space {
+    if (header.type === "initial") return this.spaces[PnSpace.Initial];
+    if (header.type === "handshake") return this.spaces[PnSpace.Handshake];
+    return this.spaces[PnSpace.ApplicationData];
+  }
+
+  private receivePacket(
+    now: number,
+    buf: Uint8Array,
+    header: ProtectedHeader,
+  ): "processed" | "dropped" | "deferred" {
+    const space = this.spaceOf(header);
+    if (header.type !== "1rtt" && header.version !== this.version) return this.drop("version mismatch");
+    if (space.discarded) return this.drop("keys discarded");
+    if (!space.readKeys) return "deferred";
+    if (
+      header.type === "initial" &&
+      this.role === "client" &&
+      this.receivedFromPeer &&
+      this.peerInitialScid
+    ) {
+      // §7.2: later Initials must carry the same SCID.
+      if (!bytesEqual(header.scid, this.peerInitialScid)) return this.drop("Initial from another SCID");
+    }
+    const largest = space.acks.largestReceived() ?? -1;
+    let pn: number;
+    let payload: Uint8Array;
+    if (header.type === "1rtt") {
+      const unmasked = removeHeaderProtection(space.readKeys.hp, buf, header, largest);
+      if (unmasked === undefined) return this.drop("too short");
+      let keys = space.readKeys;
+      let update = false;
+      if (unmasked.keyPhase !== this.keyPhase) {
+        // RFC 9001 §6.3: an older packet of the previous phase, or the peer's key update.
+        if (
+          this.prevReadKeys &&
+          unmasked.packetNumber < this.keyPhaseStartPn &&
+          now < this.prevReadKeysUntil
+        ) {
+          keys = this.prevReadKeys;
+        } else {
+          this.nextReadKeys ??= space.readKeys.nextGeneration();
+          keys = this.nextReadKeys;
+          update = true;
+        }
+      }
+      const plain = decryptPayload(keys, buf, header, unmasked);
+      if (plain === null) return this.drop("decryption failed");
+      if (unmasked.reservedBitsSet) {
+        throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "reserved bits set in packet header");
+      }
+      if (update) this.onPeerKeyUpdate(now, unmasked.packetNumber);
+      pn = unmasked.packetNumber;
+      payload = plain;
+    } else {
+      const r = unprotect(space.readKeys, buf, header, largest);
+      if (r.status === "drop") return this.drop(r.reason);
+      if (r.status === "violation") throw r.error;
+      pn = r.packetNumber;
+      payload = r.payload;
+    }
+    if (space.acks.isDuplicate(pn)) return this.drop("duplicate");
+
+    // The packet is authentic from here on.
+    this.stats.packetsReceived++;
+    if (this.role === "client" && !this.receivedFromPeer && header.type === "initial") {
+      // RFC 9000 §7.2: switch to the server's chosen connection ID.
+      this.peerInitialScid = header.scid.slice();
+      this.peerCids.replaceInitial(this.peerInitialScid);
+    }
+    this.receivedFromPeer = true;
+    if (this.role === "server" && header.type === "handshake" && !this.addressValidated) {
+      // RFC 9000 §8.1: a Handshake packet proves the client received our Initial.
+      this.addressValidated = true;
+      this.loss.setAmplificationLimited(false, now);
+    }
+    this.qlog(now, "packet_received", {
+      packet_type: header.type,
+      packet_number: pn,
+      length: payload.length,
+    });
+
+    const packetType = PACKET_TYPE_OF_SPACE[space.id];
+    let ackEliciting = false;
+    const it = new FrameIterator(payload);
+    let count = 0;
+    for (let f = it.nextFrame(); f; f = it.nextFrame()) {
+      count++;
+      if (!frameAllowedIn(it.frameType, packetType)) {
+        throw new TransportError(
+          TransportErrorCode.PROTOCOL_VIOLATION,
+          `frame ${f.type} not allowed in ${packetType} packets`,
+          it.frameType,
+        );
+      }
+      if (f.type !== "ack" && f.type !== "padding" && f.type !== "connection_close") ackEliciting = true;
+      this.onFrame(now, space, f, it.frameType, header);
+      if (this.state === "draining" || this.state === "closed") return "processed";
+    }
+    if (count === 0) throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "packet without frames");
+    space.acks.onPacketReceived(pn, now, ackEliciting);
+
+    if (this.role === "server" && header.type === "handshake" && !this.spaces[PnSpace.Initial].discarded) {
+      // RFC 9001 §4.9.1: a server discards Initial keys when it first processes a Handshake packet.
+      this.discardSpace(now, PnSpace.Initial);
+    }
+    return "processed";
+  }
+
+  private drop(reason: string): "dropped" {
+    this.stats.packetsDropped++;
+    void reason;
+    return "dropped";
+  }
+
+  private onFrame(now: number, space: Space, f: Frame, frameType: number, header: ProtectedHeader): void {
+    switch (f.type) {
+      case "padding":
+      case "ping":
+        return;
+      case "ack":
+        this.onAck(now, space, f);
+        return;
+      case "crypto":
+        this.onCrypto(now, space, f.offset, f.data);
+        return;
+      case "stream":
+        this.streams.onStreamFrame(f.streamId, f.offset, f.data, f.fin);
+        return;
+      case "reset_stream":
+        this.streams.onResetStream(f.streamId, f.errorCode, f.finalSize);
+        return;
+      case "stop_sending":
+        this.streams.onStopSending(f.streamId, f.errorCode);
+        return;
+      case "max_data":
+        this.streams.onMaxData(f.limit);
+        return;
+      case "max_stream_data":
+        this.streams.onMaxStreamData(f.streamId, f.limit);
+        return;
+      case "max_streams":
+        this.streams.onMaxStreams(f.bidi, f.limit);
+        return;
+      case "data_blocked":
+        this.streams.onDataBlocked(f.limit);
+        return;
+      case "stream_data_blocked":
+        this.streams.onStreamDataBlocked(f.streamId, f.limit);
+        return;
+      case "streams_blocked":
+        this.streams.onStreamsBlocked(f.bidi, f.limit);
+        return;
+      case "new_token":
+        if (this.role === "server") {
+          throw new TransportError(
+            TransportErrorCode.PROTOCOL_VIOLATION,
+            "NEW_TOKEN from a client",
+            frameType,
+          );
+        }
+        return; // Address validation tokens for future connections: not used yet.
+      case "new_connection_id":
+        if (this.peerCids.current.cid.length === 0) {
+          throw new TransportError(
+            TransportErrorCode.PROTOCOL_VIOLATION,
+            "NEW_CONNECTION_ID from a peer using zero-length connection IDs",
+            frameType,
+          );
+        }
+        this.peerCids.onNewConnectionId(f.sequence, f.connectionId, f.statelessResetToken, f.retirePriorTo);
+        this.pendingRetireCids.push(...this.peerCids.drainRetirements());
+        return;
+      case "retire_connection_id":
+        this.localCids.retire(f.sequence, header.dcid);
+        this.issueCids();
+        return;
+      case "path_challenge":
+        if (this.pendingPathResponses.length < 4) this.pendingPathResponses.push(f.data.slice());
+        return;
+      case "path_response":
+        return; // We never send PATH_CHALLENGE yet (no migration): nothing to match.
+      case "connection_close":
+        this.enterDraining(now, {
+          errorCode: f.errorCode,
+          application: f.application,
+          reason: f.reason,
+          initiator: "remote",
+        });
+        return;
+      case "handshake_done":
+        if (this.role === "server") {
+          throw new TransportError(
+            TransportErrorCode.PROTOCOL_VIOLATION,
+            "HANDSHAKE_DONE from a client",
+            frameType,
+          );
+        }
+        this.confirmHandshake(now);
+        return;
+      case "datagram":
+        if (this.settings.maxDatagramFrameSize === 0) {
+          // RFC 9221 §4: DATAGRAM without our support is a PROTOCOL_VIOLATION.
+          throw new TransportError(
+            TransportErrorCode.PROTOCOL_VIOLATION,
+            "DATAGRAM not negotiated",
+            frameType,
+          );
+        }
+        if (f.data.length > this.settings.maxDatagramFrameSize) {
+          throw new TransportError(
+            TransportErrorCode.PROTOCOL_VIOLATION,
+            "DATAGRAM frame too large",
+            frameType,
+          );
+        }
+        if (this.events.filter((e) => e.type === "datagram").length < MAX_DATAGRAM_QUEUE) {
+          this.events.push({ type: "datagram", data: f.data.slice() });
+        }
+        return;
+    }
+  }
+
+  private onAck(now: number, space: Space, f: AckFrame): void {
+    const r = this.loss.onAckReceived(space.id, f, now);
+    if (r instanceof TransportError) throw r;
+    for (const p of r.acked) for (const t of p.tokens) this.onTokenAcked(t);
+    this.onLost(r.lost);
+    this.streams.setRtt(this.loss.rtt.smoothedRtt);
+  }
+
+  private onLost(lost: SentPacket<Token>[]): void {
+    this.stats.packetsLost += lost.length;
+    for (const p of lost) for (const t of p.tokens) this.onTokenLost(t);
+  }
+
+  private onTokenAcked(t: Token): void {
+    switch (t.k) {
+      case "crypto":
+        this.spaces[t.space].cryptoOut.onAcked(t.offset, t.length, false);
+        return;
+      case "stream":
+        this.streams.onStreamFrameAcked(t.id, t.offset, t.length, t.fin);
+        return;
+      case "ack":
+        this.spaces[t.space].acks.onAckOfAckReceived(t.largest);
+        return;
+      case "control":
+        this.streams.onControlFrameAcked(t.frame);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onTokenLost(t: Token): void {
+    switch (t.k) {
+      case "crypto": {
+        const space = this.spaces[t.space];
+        if (!space.discarded) space.cryptoOut.onLost(t.offset, t.length, false);
+        return;
+      }
+      case "stream":
+        this.streams.onStreamFrameLost(t.id, t.offset, t.length, t.fin);
+        return;
+      case "control":
+        this.streams.onControlFrameLost(t.frame);
+        return;
+      case "handshake_done":
+        this.handshakeDonePending = true;
+        return;
+      case "new_cid":
+        if (this.localCids.has(t.frame.connectionId)) this.pendingNewCids.push(t.frame);
+        return;
+      case "retire_cid":
+        this.pendingRetireCids.push(t.sequence);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onCrypto(now: number, space: Space, offset: number, data: Uint8Array): void {
+    space.cryptoIn.insert(offset, data);
+    const level = LEVEL_OF_SPACE[space.id];
+    for (let chunk = space.cryptoIn.read(); chunk; chunk = space.cryptoIn.read()) {
+      const bytes = chunk;
+      this.tlsGuard(now, () => this.tls.receive(level, bytes, now));
+    }
+  }
+
+  /** Runs a TLS call; a TLS alert becomes CRYPTO_ERROR (RFC 9001 §4.8). Then drains TLS output. */
+  private tlsGuard(now: number, body: () => void): void {
+    try {
+      body();
+    } catch (e) {
+      if (e instanceof TlsAlert) throw TransportError.crypto(e.description, e.reason);
+      throw e;
+    }
+    for (let out = this.tls.pollOutput(); out; out = this.tls.pollOutput()) {
+      const space =
+        out.level === "initial"
+          ? PnSpace.Initial
+          : out.level === "handshake"
+            ? PnSpace.Handshake
+            : PnSpace.ApplicationData;
+      this.spaces[space].cryptoOut.write(out.data);
+    }
+    for (let ev = this.tls.pollEvent(); ev; ev = this.tls.pollEvent()) this.onTlsEvent(now, ev);
+  }
+
+  private onTlsEvent(now: number, ev: TlsEvent): void {
+    switch (ev.type) {
+      case "secret": {
+        if (ev.level === "early") return; // 0-RTT not offered yet.
+        const keys = derivePacketKeys(
+          this.config.provider,
+          this.version,
+          ev.suite.aead,
+          ev.suite.hash,
+          ev.secret,
+        );
+        const space = this.spaces[ev.level === "handshake" ? PnSpace.Handshake : PnSpace.ApplicationData];
+        if (ev.direction === "read") space.readKeys = keys;
+        else space.writeKeys = keys;
+        if (ev.level === "handshake") this.loss.setHasHandshakeKeys();
+        this.keylogSecret(ev.level, ev.direction, ev.secret);
+        if (ev.direction === "read" && this.undecryptable.length > 0) this.replayUndecryptable(now);
+        return;
+      }
+      case "transport_parameters":
+        this.onPeerTransportParameters(ev.data);
+        return;
+      case "alpn":
+        return;
+      case "handshake_complete":
+        this.handshakeComplete = true;
+        if (this.state === "handshake") this.state = "established";
+        this.events.push({
+          type: "connected",
+          alpn: ev.alpn,
+          suite: ev.suite.name,
+          peerCertificates: ev.peerCertificates,
+        });
+        if (this.role === "server") {
+          // RFC 9001 §4.1.2: the server's handshake is confirmed when it completes.
+          this.handshakeDonePending = true;
+          this.confirmHandshake(now);
+        }
+        this.issueCids();
+        return;
+      case "session_ticket":
+        if (this.sessionTicketEvents++ < 4) this.events.push({ type: "session_ticket", ticket: ev.ticket });
+        return;
+      case "ticket_issued":
+        return;
+    }
+  }
+
+  private onPeerTransportParameters(data: Uint8Array): void {
+    const peerRole = this.role === "client" ? "server" : "client";
+    let p: TransportParameters;
+    try {
+      p = decodeTransportParameters(data, peerRole);
+    } catch (e) {
+      if (e instanceof TransportError) throw e;
+      throw new TransportError(TransportErrorCode.TRANSPORT_PARAMETER_ERROR, String(e));
+    }
+    // RFC 9000 §7.3: authenticate the connection IDs used during the handshake.
+    const tpError = (reason: string) =>
+      new TransportError(TransportErrorCode.TRANSPORT_PARAMETER_ERROR, reason);
+    const expectedScid = this.role === "client" ? this.peerInitialScid : this.peerCids.current.cid;
+    if (!p.initialSourceConnectionId) throw tpError("missing initial_source_connection_id");
+    if (expectedScid && !bytesEqual(p.initialSourceConnectionId, expectedScid)) {
+      throw tpError("initial_source_connection_id does not match the Source Connection ID");
+    }
+    if (this.role === "client") {
+      if (
+        !p.originalDestinationConnectionId ||
+        !bytesEqual(p.originalDestinationConnectionId, this.originalDcid)
+      ) {
+        throw tpError("original_destination_connection_id does not match");
+      }
+      if (this.retryScid) {
+        if (!p.retrySourceConnectionId || !bytesEqual(p.retrySourceConnectionId, this.retryScid)) {
+          throw tpError("retry_source_connection_id does not match the Retry");
+        }
+      } else if (p.retrySourceConnectionId) {
+        throw tpError("retry_source_connection_id without a Retry");
+      }
+      if (p.statelessResetToken) this.peerCids.setInitialResetToken(p.statelessResetToken);
+    }
+    this.peerParams = p;
+    this.streams.setPeerLimits(p);
+    this.loss.setPeerTransportParameters({
+      maxAckDelay: p.maxAckDelay,
+      ackDelayExponent: p.ackDelayExponent,
+    });
+    const ours = this.settings.maxIdleTimeout;
+    const theirs = p.maxIdleTimeout;
+    this.idleTimeout = ours === 0 ? theirs : theirs === 0 ? ours : Math.min(ours, theirs);
+    this.maxDatagramSize = Math.max(1200, Math.min(this.settings.maxUdpPayloadSize, p.maxUdpPayloadSize));
+    this.loss.cc.setMaxDatagramSize(this.maxDatagramSize);
+    this.pacer.setMaxDatagramSize(this.maxDatagramSize);
+  }
+
+  private onPeerKeyUpdate(now: number, pn: number): void {
+    // RFC 9001 §6.2: the peer updated its keys; we update ours to match.
+    const app = this.spaces[PnSpace.ApplicationData];
+    if (!app.writeKeys || !app.readKeys || !this.nextReadKeys) return;
+    this.prevReadKeys = app.readKeys;
+    this.prevReadKeysUntil = now + 3 * this.loss.ptoPeriod();
+    app.readKeys = this.nextReadKeys;
+    this.nextReadKeys = undefined;
+    app.writeKeys = app.writeKeys.nextGeneration();
+    this.keyPhase = this.keyPhase === 0 ? 1 : 0;
+    this.keyPhaseStartPn = pn;
+  }
+
+  private onVersionNegotiation(now: number, header: VersionNegotiationHeader): void {
+    // RFC 9000 §6.2: only a client, only before it processed any packet from the server, and
+    // only if the packet does not list the version we chose.
+    if (this.role !== "client" || this.receivedFromPeer) return;
+    if (!bytesEqual(header.dcid, this.initialScid) || !bytesEqual(header.scid, this.originalDcid)) return;
+    if (header.versions.includes(this.version)) return;
+    const common = header.versions.filter((v) => isSupportedVersion(v));
+    this.closeImmediately(now, {
+      errorCode: TransportErrorCode.VERSION_NEGOTIATION_ERROR,
+      application: false,
+      reason: common.length
+        ? `server does not speak version 0x${this.version.toString(16)}; it offers ${common.map((v) => `0x${v.toString(16)}`).join(", ")}`
+        : `no QUIC version in common (server offers ${header.versions.map((v) => `0x${v.toString(16)}`).join(", ")}; we speak ${SUPPORTED_VERSIONS.map((v) => `0x${v.toString(16)}`).join(", ")})`,
+      initiator: "version-negotiation",
+    });
+  }
+
+  private onRetry(now: number, datagram: Uint8Array, header: RetryHeader): void {
+    // RFC 9000 §17.2.5.2: a client accepts one Retry, before any other packet from the server.
+    if (this.role !== "client" || this.receivedFromPeer || this.retryScid) return;
+    if (header.version !== this.version || header.token.length === 0) return;
+    if (bytesEqual(header.scid, this.originalDcid)) return;
+    if (
+      !verifyRetryIntegrity(
+        this.config.provider,
+        header.version,
+        this.originalDcid,
+        datagram.subarray(header.start, header.start + header.packetLength),
+      )
+    )
+      return;
+    this.retryScid = header.scid.slice();
+    this.retryToken = header.token.slice();
+    this.peerCids.replaceInitial(this.retryScid);
+    // New Initial keys from the Retry's SCID (RFC 9001 §5.2); resend the ClientHello.
+    const keys = initialKeys(this.config.provider, this.version, this.retryScid);
+    const init = this.spaces[PnSpace.Initial];
+    init.readKeys = keys.server;
+    init.writeKeys = keys.client;
+    for (const { packets } of this.loss.onRetry()) this.onLost(packets);
+    this.qlog(now, "packet_received", { packet_type: "retry" });
+  }
+
+  private replayUndecryptable(now: number): void {
+    const pending = this.undecryptable;
+    this.undecryptable = [];
+    for (const p of pending) this.receiveDatagram(now, p.datagram, true);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Handshake progress
+
+  private confirmHandshake(now: number): void {
+    if (this.handshakeConfirmed) return;
+    this.handshakeConfirmed = true;
+    this.loss.setHandshakeConfirmed(now);
+    // RFC 9001 §4.9.2: Handshake keys are discarded once the handshake is confirmed.
+    this.discardSpace(now, PnSpace.Initial);
+    this.discardSpace(now, PnSpace.Handshake);
+    this.events.push({ type: "handshake_confirmed" });
+  }
+
+  private discardSpace(now: number, id: PnSpace): void {
+    const space = this.spaces[id];
+    if (space.discarded) return;
+    space.discarded = true;
+    space.readKeys = undefined;
+    space.writeKeys = undefined;
+    space.probes = 0;
+    this.loss.discardSpace(id, now);
+  }
+
+  private issueCids(): void {
+    if (!this.handshakeComplete || !this.peerParams) return;
+    const n = this.localCids.wanted(this.peerParams.activeConnectionIdLimit);
+    for (let i = 0; i < n; i++) {
+      const e = this.localCids.issue();
+      this.pendingNewCids.push({
+        type: "new_connection_id",
+        sequence: e.seq,
+        retirePriorTo: 0,
+        connectionId: e.cid,
+        statelessResetToken: e.resetToken!,
+      });
+    }
+  }
+
+  /** After any processed input: surface stream events and re-arm timers. */
+  private afterProgress(now: number): void {
+    this.lastActivity = now;
+    this.armIdle(now);
+    for (let ev = this.streams.pollEvent(); ev; ev = this.streams.pollEvent()) {
+      switch (ev.type) {
+        case "opened":
+          this.events.push({ type: "stream_opened", streamId: ev.streamId, bidi: ev.bidi });
+          break;
+        case "readable":
+          this.events.push({ type: "stream_readable", streamId: ev.streamId });
+          break;
+        case "writable":
+          this.events.push({ type: "stream_writable", streamId: ev.streamId });
+          break;
+        case "reset":
+          this.events.push({ type: "stream_reset", streamId: ev.streamId, errorCode: ev.errorCode });
+          break;
+        case "stop_sending":
+          this.events.push({ type: "stream_stop_sending", streamId: ev.streamId, errorCode: ev.errorCode });
+          break;
+        case "streams_available":
+          this.events.push({ type: "streams_available", bidi: ev.bidi });
+          break;
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Timers
+
+  /** Absolute time of the next timer, or undefined when none is armed. */
+  pollTimeout(): number | undefined {
+    if (this.state === "closed") return undefined;
+    const t = this.timers;
+    if (this.state === "closing" || this.state === "draining") return t.get(Timer.Close);
+    t.set(Timer.LossDetection, this.loss.timerDeadline());
+    let ack: number | undefined;
+    for (const s of this.spaces) {
+      if (s.discarded) continue;
+      const d = s.acks.ackDeadline();
+      if (d !== undefined && (ack === undefined || d < ack)) ack = d;
+    }
+    t.set(Timer.Ack, ack);
+    if (this.prevReadKeys) t.set(Timer.KeyDiscard, this.prevReadKeysUntil);
+    return t.next();
+  }
+
+  /** Handles every timer due at `now`. */
+  handleTimeout(now: number): void {
+    const t = this.timers;
+    if (this.state === "closed") return;
+    if (this.state === "closing" || this.state === "draining") {
+      if (t.expired(Timer.Close, now)) this.finishClose();
+      return;
+    }
+    try {
+      if (t.expired(Timer.Idle, now)) {
+        this.closeSilently({ errorCode: 0, application: false, reason: "idle timeout", initiator: "idle" });
+        return;
+      }
+      if (t.expired(Timer.KeepAlive, now)) {
+        this.pingPending = true;
+        t.stop(Timer.KeepAlive);
+      }
+      if (t.expired(Timer.KeyDiscard, now)) {
+        this.prevReadKeys = undefined;
+        t.stop(Timer.KeyDiscard);
+      }
+      if (t.expired(Timer.Pacing, now)) t.stop(Timer.Pacing);
+      const deadline = this.loss.timerDeadline();
+      if (deadline !== undefined && deadline <= now) {
+        const action = this.loss.onTimeout(now);
+        if (action.kind === "lost") {
+          this.onLost(action.lost);
+        } else if (action.kind === "probe") {
+          this.stats.ptoCount++;
+          this.queueProbe(action.space, action.count);
+          for (const s of action.alsoSpaces) this.queueProbe(s, 1);
+        }
+      }
+    } catch (e) {
+      this.onError(now, e);
+    }
+  }
+
+  private queueProbe(id: PnSpace, count: number): void {
+    const space = this.spaces[id];
+    if (space.discarded || !space.writeKeys) {
+      // Anti-deadlock without the space's keys: probe in the Initial space (RFC 9002 §6.2.2.1).
+      const init = this.spaces[PnSpace.Initial];
+      if (!init.discarded && init.writeKeys) init.probes = Math.max(init.probes, count);
+      return;
+    }
+    space.probes = Math.max(space.probes, count);
+    // Retransmit unacknowledged CRYPTO data rather than a bare PING when there is some (§6.2.4).
+    for (const p of this.loss.unacked(id)) {
+      for (const t of p.tokens) if (t.k === "crypto") space.cryptoOut.onLost(t.offset, t.length, false);
+    }
+  }
+
+  private armIdle(now: number): void {
+    const idle = this.effectiveIdleTimeout();
+    // RFC 9000 §10.1: at least three PTOs, so that a few losses do not end the connection.
+    this.timers.set(Timer.Idle, idle > 0 ? now + Math.max(idle, 3 * this.loss.ptoPeriod()) : undefined);
+    const ka = this.settings.keepAliveInterval;
+    this.timers.set(Timer.KeepAlive, ka > 0 && this.handshakeComplete ? now + ka : undefined);
+  }
+
+  private effectiveIdleTimeout(): number {
+    if (this.peerParams) return this.idleTimeout;
+    return this.settings.maxIdleTimeout;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Sending
+
+  /**
+   * The next datagram to send to `remote`, or undefined when there is nothing to send now
+   * (limited by congestion control, pacing, or the anti-amplification limit).
+   */
+  pollTransmit(now: number): Uint8Array | undefined {
+    if (this.state === "closed" || this.state === "draining") return undefined;
+    if (this.state === "closing") return this.transmitClose(now);
+    try {
+      return this.transmit(now);
+    } catch (e) {
+      this.onError(now, e);
+      return (this.state as State) === "closing" ? this.transmitClose(now) : undefined;
+    }
+  }
+
+  private amplificationBudget(): number {
+    if (this.addressValidated) return Number.POSITIVE_INFINITY;
+    // RFC 9000 §8.1: at most three times the bytes received before the address is validated.
+    return Math.max(0, 3 * this.bytesReceived - this.bytesSent);
+  }
+
+  private transmit(now: number): Uint8Array | undefined {
+    const budget = this.amplificationBudget();
+    const limited = budget < this.maxDatagramSize;
+    this.loss.setAmplificationLimited(this.role === "server" && !this.addressValidated && limited, now);
+    const size = Math.min(this.maxDatagramSize, budget);
+    if (size < 64) return undefined;
+
+    const probing = this.spaces.some((s) => s.probes > 0);
+    // Congestion control (RFC 9002 §7): only ACKs (and probes) when the window is full.
+    const cwndOpen = this.loss.cc.availableWindow() >= this.maxDatagramSize || probing;
+    let ackOnly = !cwndOpen;
+    if (!ackOnly && !probing) {
+      const wait = this.pacer.timeUntilSend(
+        now,
+        this.maxDatagramSize,
+        this.loss.cc.window(),
+        this.loss.rtt.smoothedRtt,
+      );
+      if (wait > 0) {
+        this.timers.set(Timer.Pacing, now + wait);
+        ackOnly = true;
+      }
+    }
+
+    const buf = new Uint8Array(size);
+    let at = 0;
+    let containsInitial = false;
+    let ackElicitingSent = false;
+    let padTo = 0;
+    for (const id of PN_SPACES) {
+      const space = this.spaces[id];
+      if (space.discarded || !space.writeKeys) continue;
+      if (!this.spaceWantsToSend(space, ackOnly)) continue;
+      if (id === PnSpace.Initial && (this.role === "client" || this.hasAckElicitingToSend(space, ackOnly))) {
+        // RFC 9000 §14.1: datagrams with a client Initial (or a server's ack-eliciting Initial)
+        // are padded to at least 1200 bytes.
+        padTo = MIN_INITIAL_DATAGRAM;
+      }
+      const isLast = !this.laterSpaceWantsToSend(id, ackOnly);
+      const minEnd = isLast && padTo > 0 ? Math.min(size, padTo) : 0;
+      const r = this.buildPacket(now, space, buf, at, size, ackOnly, minEnd);
+      if (!r) continue;
+      at = r.end;
+      if (id === PnSpace.Initial) containsInitial = true;
+      if (r.ackEliciting) ackElicitingSent = true;
+      if (id === PnSpace.Handshake && this.role === "client" && !this.sentHandshakePacket) {
+        this.sentHandshakePacket = true;
+        // RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
+        this.discardSpace(now, PnSpace.Initial);
+      }
+      if (size - at < 48) break;
+    }
+    if (at === 0) return undefined;
+    if (containsInitial && this.role === "client" && at < MIN_INITIAL_DATAGRAM) {
+      // Should not happen (padding went into the last packet), but never send a short Initial.
+      return undefined;
+    }
+    this.bytesSent += at;
+    this.stats.bytesSent += at;
+    if (ackElicitingSent) {
+      this.pacer.onSend(now, at, this.loss.cc.window(), this.loss.rtt.smoothedRtt);
+      // RFC 9000 §10.1: sending an ack-eliciting packet restarts the idle timer if none was sent since the last receipt.
+      if (this.lastActivity <= now) this.armIdle(now);
+    }
+    return buf.subarray(0, at);
+  }
+
+  private laterSpaceWantsToSend(id: PnSpace, ackOnly: boolean): boolean {
+    for (let j = id + 1; j <= PnSpace.ApplicationData; j++) {
+      const s = this.spaces[j as PnSpace];
+      if (!s.discarded && s.writeKeys && this.spaceWantsToSend(s, ackOnly)) return true;
+    }
+    return false;
+  }
+
+  private hasAckElicitingToSend(space: Space, ackOnly: boolean): boolean {
+    if (space.probes > 0) return true;
+    if (ackOnly) return false;
+    if (space.hasCryptoToSend) return true;
+    if (space.id !== PnSpace.ApplicationData) return false;
+    if (!this.handshakeComplete && this.role === "client") return this.pingPending;
+    return (
+      this.handshakeDonePending ||
+      this.pingPending ||
+      this.pendingNewCids.length > 0 ||
+      this.pendingRetireCids.length > 0 ||
+      this.pendingPathResponses.length > 0 ||
+      this.datagramsOut.length > 0 ||
+      this.streams.hasPendingFrames()
+    );
+  }
+
+  private spaceWantsToSend(space: Space, ackOnly: boolean): boolean {
+    if (space.acks.ackPending()) return true;
+    return this.hasAckElicitingToSend(space, ackOnly);
+  }
+
+  /**
+   * Builds one protected packet of `space` at `buf[at]`, at most `limit` bytes of the datagram.
+   * `minEnd` > 0 pads the packet so the datagram reaches that size.
+   */
+  private buildPacket(
+    now: number,
+    space: Space,
+    buf: Uint8Array,
+    at: number,
+    limit: number,
+    ackOnly: boolean,
+    minEnd: number,
+  ): { end: number; ackEliciting: boolean } | undefined {
+    const keys = space.writeKeys!;
+    const pn = space.nextPn;
+    const largestAcked = this.loss.largestAcked(space.id);
+    const pnLength = encodePacketNumberLength(pn, largestAcked ?? -1);
+    const dcid = this.peerCids.current.cid;
+    const isLong = space.id !== PnSpace.ApplicationData;
+    const token = space.id === PnSpace.Initial && this.role === "client" ? this.retryToken : undefined;
+    // Header bytes: long = 1+4+1+dcid+1+scid+[token]+2(Length)+pn; short = 1+dcid+pn.
+    const headerLen = isLong
+      ? 7 +
+        dcid.length +
+        this.initialScid.length +
+        (token ? varintSize(token.length) + token.length : 0) +
+        2 +
+        pnLength
+      : 1 + dcid.length + pnLength;
+    const maxPayload = limit - at - headerLen - AEAD_TAG_LENGTH;
+    if (maxPayload < 24) return undefined;
+
+    const w = this.scratch;
+    w.pos = 0;
+    const tokens: Token[] = [];
+    let ackEliciting = false;
+    const room = () => maxPayload - w.pos;
+    const put = (f: Frame): boolean => {
+      if (frameSize(f) > room()) return false;
+      encodeFrame(w, f);
+      return true;
+    };
+
+    // ACK first (RFC 9000 §13.2): cheap and unblocks the peer.
+    if (
+      space.acks.ackPending() ||
+      (!ackOnly && space.acks.largestReceived() !== undefined && this.hasAckElicitingToSend(space, ackOnly))
+    ) {
+      const ack = space.acks.buildAck(
+        now,
+        space.id === PnSpace.ApplicationData ? this.settings.ackDelayExponent : 3,
+      );
+      if (ack && put(ack)) {
+        space.acks.onAckSent();
+        tokens.push({ k: "ack", space: space.id, largest: ack.largest });
+      }
+    }
+    const probe = space.probes > 0;
+    if (!ackOnly || probe) {
+      // CRYPTO data, lost ranges first.
+      while (space.cryptoOut.hasSendable()) {
+        const offsetBound = space.cryptoOut.sentOffset;
+        const cap = cryptoDataCapacity(offsetBound, room());
+        if (cap <= 0) break;
+        const chunk = space.cryptoOut.nextChunk(cap);
+        if (!chunk) break;
+        encodeFrame(w, { type: "crypto", offset: chunk.offset, data: chunk.data });
+        tokens.push({ k: "crypto", space: space.id, offset: chunk.offset, length: chunk.data.length });
+        ackEliciting = true;
+      }
+      if (space.id === PnSpace.ApplicationData && (this.handshakeComplete || this.role === "server")) {
+        this.fillApplicationFrames(w, tokens, room, put);
+        if (tokens.some((t) => t.k !== "ack")) ackEliciting = true;
+      }
+      if (this.pingPending && space.id === PnSpace.ApplicationData && put({ type: "ping" })) {
+        this.pingPending = false;
+        tokens.push({ k: "ping" });
+        ackEliciting = true;
+      }
+      if (probe && !ackEliciting && put({ type: "ping" })) {
+        tokens.push({ k: "ping" });
+        ackEliciting = true;
+      }
+    }
+    if (w.pos === 0) return undefined;
+    if (probe && ackEliciting) space.probes--;
+
+    // Padding: for the datagram minimum (Initial) and for the header protection sample (§5.4.2).
+    let payloadLen = w.pos;
+    const minPayload = minPayloadLength(pnLength);
+    const wantEnd = Math.max(minEnd, 0);
+    const endIfUnpadded = at + headerLen + payloadLen + AEAD_TAG_LENGTH;
+    let pad = Math.max(0, minPayload - payloadLen, wantEnd - endIfUnpadded);
+    pad = Math.min(pad, maxPayload - payloadLen);
+    if (pad > 0) {
+      encodeFrame(w, { type: "padding", length: pad });
+      payloadLen = w.pos;
+    }
+
+    const layout = isLong
+      ? writeLongHeader(buf, at, {
+          type: space.id === PnSpace.Initial ? "initial" : "handshake",
+          version: this.version,
+          dcid,
+          scid: this.initialScid,
+          token,
+          packetNumber: pn,
+          pnLength,
+        })
+      : writeShortHeader(buf, at, { dcid, packetNumber: pn, pnLength, keyPhase: this.keyPhase });
+    buf.set(w.finish(), layout.payloadOffset);
+    const end = protect(keys, buf, layout, layout.payloadOffset + payloadLen);
+    space.nextPn++;
+    const inFlight = ackEliciting || pad > 0;
+    this.loss.onPacketSent(space.id, {
+      pn,
+      timeSent: now,
+      size: end - at,
+      ackEliciting,
+      inFlight,
+      tokens,
+    });
+    this.stats.packetsSent++;
+    this.qlog(now, "packet_sent", {
+      packet_type: PACKET_TYPE_OF_SPACE[space.id],
+      packet_number: pn,
+      length: end - at,
+    });
+    return { end, ackEliciting };
+  }
+
+  private fillApplicationFrames(
+    w: Writer,
+    tokens: Token[],
+    room: () => number,
+    put: (f: Frame) => boolean,
+  ): void {
+    if (this.handshakeDonePending && this.role === "server" && this.handshakeComplete) {
+      if (put({ type: "handshake_done" })) {
+        this.handshakeDonePending = false;
+        tokens.push({ k: "handshake_done" });
+      }
+    }
+    if (!this.handshakeComplete) return;
+    while (this.pendingPathResponses.length > 0) {
+      if (!put({ type: "path_response", data: this.pendingPathResponses[0] })) break;
+      this.pendingPathResponses.shift();
+    }
+    while (this.pendingRetireCids.length > 0) {
+      const sequence = this.pendingRetireCids[0];
+      if (!put({ type: "retire_connection_id", sequence })) break;
+      this.pendingRetireCids.shift();
+      tokens.push({ k: "retire_cid", sequence });
+    }
+    while (this.pendingNewCids.length > 0) {
+      const frame = this.pendingNewCids[0];
+      if (!put(frame)) break;
+      this.pendingNewCids.shift();
+      tokens.push({ k: "new_cid", frame });
+    }
+    for (let c = this.streams.pollControlFrame(); c; c = this.streams.pollControlFrame()) {
+      if (!put(controlToFrame(c))) {
+        this.streams.onControlFrameLost(c);
+        break;
+      }
+      tokens.push({ k: "control", frame: c });
+    }
+    while (this.datagramsOut.length > 0) {
+      const data = this.datagramsOut[0];
+      if (!put({ type: "datagram", data })) break;
+      this.datagramsOut.shift();
+    }
+    for (;;) {
+      const space = room();
+      if (space < 8) break;
+      const f = this.streams.pollStreamFrame(space);
+      if (!f) break;
+      encodeFrame(w, f);
+      tokens.push({ k: "stream", id: f.streamId, offset: f.offset, length: f.data.length, fin: f.fin });
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Closing
+
+  /**
+   * Closes the connection (RFC 9000 §10.2): sends CONNECTION_CLOSE with an application error
+   * code (or a transport one with `application: false`), then waits three PTOs before `drained`.
+   */
+  close(now: number, errorCode = 0, reason = "", application = true): void {
+    if (this.isClosing) return;
+    this.closeImmediately(now, { errorCode, application, reason, initiator: "local" });
+  }
+
+  private onError(now: number, e: unknown): void {
+    if (this.isClosing) return;
+    let err: TransportError;
+    if (e instanceof TransportError) err = e;
+    else if (e instanceof TlsAlert) err = TransportError.crypto(e.description, e.reason);
+    else {
+      const msg = e instanceof Error ? e.message : String(e);
+      err = new TransportError(TransportErrorCode.INTERNAL_ERROR, `internal error: ${msg}`);
+      if (e instanceof Error && this.config.qlog) this.qlog(now, "internal_error", { stack: e.stack });
+    }
+    this.closeImmediately(
+      now,
+      { errorCode: err.errorCode, application: false, reason: err.reason, initiator: "local" },
+      err.frameType,
+    );
+  }
+
+  private closeImmediately(now: number, info: CloseInfo, frameType = 0): void {
+    if (this.isClosing) return;
+    this.closeInfo = info;
+    this.closeFrame = {
+      type: "connection_close",
+      application: info.application,
+      errorCode: info.errorCode,
+      frameType: info.application ? 0 : frameType,
+      reason: info.reason.slice(0, 256),
+    };
+    this.events.push({ type: "closed", info });
+    if (info.initiator === "version-negotiation" || !this.receivedFromPeerOrSent()) {
+      this.closeSilently(info, false);
+      return;
+    }
+    this.state = "closing";
+    this.closeSendPending = true;
+    this.timers.stopAll();
+    this.timers.set(Timer.Close, now + 3 * this.loss.ptoPeriod());
+  }
+
+  private receivedFromPeerOrSent(): boolean {
+    return this.receivedFromPeer || this.bytesSent > 0;
+  }
+
+  private enterDraining(now: number, info: CloseInfo): void {
+    if (this.state === "draining" || this.state === "closed") return;
+    if (this.state !== "closing") {
+      this.closeInfo = info;
+      this.events.push({ type: "closed", info });
+    }
+    // RFC 9000 §10.2.2: no more packets; wait three PTOs.
+    this.state = "draining";
+    this.timers.stopAll();
+    this.timers.set(Timer.Close, now + 3 * this.loss.ptoPeriod());
+  }
+
+  private closeSilently(info: CloseInfo, emit = true): void {
+    if (this.state === "closed") return;
+    if (emit && !this.closeInfo) {
+      this.closeInfo = info;
+      this.events.push({ type: "closed", info });
+    }
+    this.finishClose();
+  }
+
+  private finishClose(): void {
+    this.state = "closed";
+    this.timers.stopAll();
+    this.events.push({ type: "drained" });
+  }
+
+  /** The CONNECTION_CLOSE datagram, in every space we still have keys for (RFC 9000 §10.2.3). */
+  private transmitClose(now: number): Uint8Array | undefined {
+    if (!this.closeSendPending || !this.closeFrame) return undefined;
+    this.closeSendPending = false;
+    const size = Math.min(this.maxDatagramSize, this.amplificationBudget());
+    if (size < 64) return undefined;
+    const buf = new Uint8Array(size);
+    let at = 0;
+    for (const id of PN_SPACES) {
+      const space = this.spaces[id];
+      if (space.discarded || !space.writeKeys) continue;
+      // Before the handshake is confirmed the peer may lack 1-RTT keys: also send it in the
+      // earlier spaces, where an application close becomes APPLICATION_ERROR (§10.2.3).
+      let frame = this.closeFrame;
+      if (id !== PnSpace.ApplicationData && frame.application) {
+        frame = {
+          type: "connection_close",
+          application: false,
+          errorCode: TransportErrorCode.APPLICATION_ERROR,
+          frameType: 0,
+          reason: "",
+        };
+      }
+      const w = this.scratch;
+      w.pos = 0;
+      encodeFrame(w, frame);
+      const payload = w.finish().slice();
+      const pnLength = 4;
+      const pn = space.nextPn++;
+      const dcid = this.peerCids.current.cid;
+      const layout =
+        id === PnSpace.ApplicationData
+          ? writeShortHeader(buf, at, { dcid, packetNumber: pn, pnLength, keyPhase: this.keyPhase })
+          : writeLongHeader(buf, at, {
+              type: id === PnSpace.Initial ? "initial" : "handshake",
+              version: this.version,
+              dcid,
+              scid: this.initialScid,
+              token: id === PnSpace.Initial && this.role === "client" ? this.retryToken : undefined,
+              packetNumber: pn,
+              pnLength,
+            });
+      if (
+        layout.payloadOffset + Math.max(payload.length, minPayloadLength(pnLength)) + AEAD_TAG_LENGTH >
+        size
+      )
+        break;
+      buf.set(payload, layout.payloadOffset);
+      let payloadEnd = layout.payloadOffset + payload.length;
+      if (id === PnSpace.Initial && this.role === "client") {
+        const need = MIN_INITIAL_DATAGRAM - (payloadEnd + AEAD_TAG_LENGTH);
+        if (need > 0 && payloadEnd + need + AEAD_TAG_LENGTH <= size) {
+          buf.fill(0, payloadEnd, payloadEnd + need);
+          payloadEnd += need;
+        }
+      }
+      at = protect(space.writeKeys, buf, layout, payloadEnd);
+      if (id === PnSpace.ApplicationData) break;
+      // Once the handshake is confirmed only 1-RTT is used.
+      if (this.handshakeConfirmed) break;
+    }
+    if (at === 0) return undefined;
+    this.bytesSent += at;
+    this.qlog(now, "connection_close_sent", { error_code: this.closeFrame.errorCode });
+    return buf.subarray(0, at);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Events and application API
+
+  /** The next event, or undefined. */
+  pollEvent(): ConnectionEvent | undefined {
+    return this.events.shift();
+  }
+
+  /** Opens a stream; undefined when the peer's stream limit is reached (wait for `streams_available`). */
+  openStream(bidi = true): number | undefined {
+    this.assertOpen();
+    return this.streams.openStream(bidi);
+  }
+
+  /** Writes to a stream's send buffer; returns how many bytes were accepted (backpressure). */
+  write(streamId: number, data: Uint8Array): number {
+    this.assertOpen();
+    return this.streams.write(streamId, data);
+  }
+
+  /** Ends the sending part of a stream (FIN). */
+  finish(streamId: number): void {
+    this.assertOpen();
+    this.streams.finish(streamId);
+  }
+
+  /** Reads up to `maxBytes` in order from a stream. */
+  read(now: number, streamId: number, maxBytes?: number): { data: Uint8Array; fin: boolean } | undefined {
+    if (this.state === "closed") return undefined;
+    const r = this.streams.read(streamId, now, maxBytes);
+    this.afterProgress(now);
+    return r;
+  }
+
+  /** Abruptly ends the sending part of a stream (RESET_STREAM). */
+  resetStream(streamId: number, errorCode: number): void {
+    if (this.isClosing) return;
+    this.streams.resetStream(streamId, errorCode);
+  }
+
+  /** Asks the peer to stop sending on a stream (STOP_SENDING). */
+  stopSending(streamId: number, errorCode: number): void {
+    if (this.isClosing) return;
+    this.streams.stopSending(streamId, errorCode);
+  }
+
+  /** Bytes that can be written to a stream now. */
+  writable(streamId: number): number {
+    return this.streams.writable(streamId);
+  }
+
+  /** Largest DATAGRAM payload the peer accepts now (0 = DATAGRAM not supported by the peer). */
+  get maxDatagramPayload(): number {
+    const peer = this.peerParams?.maxDatagramFrameSize ?? 0;
+    if (peer === 0) return 0;
+    // Frame type + length varint inside a short-header packet.
+    const overhead = 1 + 4 + 1 + this.peerCids.current.cid.length + 4 + AEAD_TAG_LENGTH;
+    return Math.min(peer - 3, this.maxDatagramSize - overhead);
+  }
+
+  /** Queues an unreliable DATAGRAM (RFC 9221). Returns false if it cannot be sent. */
+  sendDatagram(data: Uint8Array): boolean {
+    this.assertOpen();
+    if (data.length > this.maxDatagramPayload) return false;
+    if (this.datagramsOut.length >= MAX_DATAGRAM_QUEUE) this.datagramsOut.shift();
+    this.datagramsOut.push(data);
+    return true;
+  }
+
+  /** Queues a PING (keep-alive or RTT probe). */
+  ping(): void {
+    this.pingPending = true;
+  }
+
+  private assertOpen(): void {
+    if (this.isClosing) {
+      throw new ConnectionError("ERR_QUIC_CLOSED", `connection is closed: ${this.closeInfo?.reason ?? ""}`);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Debugging aids
+
+  private keylogSecret(
+    level: "handshake" | "application",
+    direction: "read" | "write",
+    secret: Uint8Array,
+  ): void {
+    if (!this.config.keylog) return;
+    const random = (this.tls as { clientRandom?: Uint8Array }).clientRandom;
+    if (!random) return;
+    const clientSide = (this.role === "client") === (direction === "write");
+    const label =
+      level === "handshake"
+        ? clientSide
+          ? "CLIENT_HANDSHAKE_TRAFFIC_SECRET"
+          : "SERVER_HANDSHAKE_TRAFFIC_SECRET"
+        : clientSide
+          ? "CLIENT_TRAFFIC_SECRET_0"
+          : "SERVER_TRAFFIC_SECRET_0";
+    this.config.keylog(`${label} ${toHex(random)} ${toHex(secret)}`);
+  }
+
+  private qlog(now: number, name: string, data: Record<string, unknown>): void {
+    this.config.qlog?.({ time: now, name, data } satisfies QlogEvent);
+  }
+}
+
+function varintSize(v: number): number {
+  return v < 0x40 ? 1 : v < 0x4000 ? 2 : v < 0x40000000 ? 4 : 8;
+}
+
+/** The frame for a stream manager control frame (field names differ slightly). */
+function controlToFrame(c: StreamControlFrame): Frame {
+  switch (c.type) {
+    case "max_data":
+      return { type: "max_data", limit: c.maximum };
+    case "max_stream_data":
+      return { type: "max_stream_data", streamId: c.streamId, limit: c.maximum };
+    default:
+      return c;
+  }
+}
+
+export type { EncryptionLevel };
+export { AlertDescription };

@@ -1,0 +1,359 @@
+/**
+ * A QUIC endpoint, sans-IO: one UDP socket's worth of connections, routed by connection ID
+ * (RFC 9000 §5.2), plus what an endpoint answers without a connection: Version Negotiation
+ * (§6), Retry (§8.1.2) and stateless resets (§10.3).
+ *
+ * Driven like a connection: `receive(now, from, datagram)`, `pollTransmit(now)` until undefined,
+ * `pollTimeout()` / `handleTimeout(now)`, and `pollEvent()` for accepted connections. Addresses
+ * are opaque strings chosen by the owner (the UDP driver uses "host:port").
+ */
+import type { CryptoProvider, Rng } from "../crypto/provider.js";
+import { Reader, toHex, Writer } from "../util/bytes.js";
+import type { ConnectionConfig } from "./config.js";
+import { Connection } from "./connection.js";
+import {
+  buildRetry,
+  buildVersionNegotiation,
+  type LongHeader,
+  PacketDecodeError,
+  parsePacketHeader,
+} from "./packet.js";
+import { isSupportedVersion, SUPPORTED_VERSIONS } from "./version.js";
+
+/** Server side of an endpoint: accepts connections with this configuration. */
+export interface ServerConfig extends Omit<ConnectionConfig, "provider" | "rng"> {
+  /** Validate client addresses with a Retry round trip before creating state (RFC 9000 §8.1.2). */
+  retry?: boolean;
+  /** Refuse new connections beyond this many (CONNECTION_REFUSED). Default 10,000. */
+  maxConnections?: number;
+}
+
+/** Endpoint configuration. */
+export interface EndpointConfig {
+  provider: CryptoProvider;
+  rng: Rng;
+  /** When set, the endpoint accepts incoming connections. */
+  server?: ServerConfig;
+  /** Length of the connection IDs we issue (default 8). */
+  cidLength?: number;
+  /** Static key for stateless reset tokens and Retry tokens (32 random bytes by default). */
+  staticKey?: Uint8Array;
+}
+
+/** What an endpoint reports. */
+export type EndpointEvent = { type: "accepted"; connection: Connection };
+
+/** Lifetime of a Retry token (ms). */
+const RETRY_TOKEN_LIFETIME = 10_000;
+
+/** A sans-IO QUIC endpoint. */
+export class Endpoint {
+  private readonly config: EndpointConfig;
+  private readonly cidLength: number;
+  private readonly staticKey: Uint8Array;
+  private readonly routes = new Map<string, Connection>();
+  private readonly routeKeys = new Map<Connection, Set<string>>();
+  /** Every live connection. */
+  readonly connections = new Set<Connection>();
+  /** Connections that may have something to send or report. */
+  private readonly active = new Set<Connection>();
+  private readonly stateless: { to: string; data: Uint8Array }[] = [];
+  private readonly events: EndpointEvent[] = [];
+  private readonly tokenAead;
+
+  constructor(config: EndpointConfig) {
+    this.config = config;
+    this.cidLength = config.cidLength ?? config.server?.transport?.cidLength ?? 8;
+    if (this.cidLength < 4 && config.server) {
+      throw new RangeError("a server endpoint needs connection IDs of at least 4 bytes to route packets");
+    }
+    this.staticKey = config.staticKey ?? config.rng.fill(new Uint8Array(32));
+    this.tokenAead = config.provider.aead(
+      "aes-256-gcm",
+      this.config.provider.hkdfExpand(
+        "sha256",
+        this.staticKey,
+        new TextEncoder().encode("mquictt retry token"),
+        32,
+      ),
+    );
+  }
+
+  /** Opens a client connection to `remote`. */
+  connect(now: number, remote: string, config: Omit<ConnectionConfig, "provider" | "rng">): Connection {
+    const conn = Connection.client(
+      {
+        ...config,
+        provider: this.config.provider,
+        rng: this.config.rng,
+        transport: { ...config.transport, cidLength: this.cidLength },
+      },
+      remote,
+      now,
+    );
+    this.adopt(conn);
+    return conn;
+  }
+
+  /** Marks a connection as having application work (after `write`, `close`, ...). */
+  touch(conn: Connection): void {
+    if (this.connections.has(conn)) this.active.add(conn);
+  }
+
+  /** Connections touched since the last call (their events should be drained). */
+  takeActive(): Connection[] {
+    return [...this.active];
+  }
+
+  /** Processes a datagram from `from`. Never throws for bad input. */
+  receive(now: number, from: string, datagram: Uint8Array): void {
+    if (datagram.length === 0) return;
+    const dcid = this.dcidOf(datagram);
+    if (dcid === undefined) return;
+    const conn = this.routes.get(toHex(dcid));
+    if (conn) {
+      if (conn.remote !== from) {
+        // Migration is not supported (we advertise disable_active_migration): keep the old path.
+        if (!conn.isEstablished) return;
+        return;
+      }
+      conn.receive(now, datagram);
+      this.afterConnection(conn);
+      return;
+    }
+    if ((datagram[0] & 0x80) === 0) {
+      this.maybeStatelessReset(from, dcid, datagram);
+      return;
+    }
+    this.acceptInitial(now, from, datagram);
+  }
+
+  private dcidOf(datagram: Uint8Array): Uint8Array | undefined {
+    if ((datagram[0] & 0x80) !== 0) {
+      if (datagram.length < 6) return undefined;
+      const len = datagram[5];
+      if (datagram.length < 6 + len) return undefined;
+      return datagram.subarray(6, 6 + len);
+    }
+    if (datagram.length < 1 + this.cidLength) return undefined;
+    return datagram.subarray(1, 1 + this.cidLength);
+  }
+
+  private acceptInitial(now: number, from: string, datagram: Uint8Array): void {
+    const server = this.config.server;
+    if (!server) return;
+    let header: ReturnType<typeof parsePacketHeader>;
+    try {
+      header = parsePacketHeader(datagram, this.cidLength);
+    } catch (e) {
+      if (e instanceof PacketDecodeError) return;
+      throw e;
+    }
+    if (header.type === "unsupported-version") {
+      // RFC 9000 §6.1: answer an unknown version with Version Negotiation, for datagrams big
+      // enough to be a client's first Initial (§14.1).
+      if (datagram.length >= 1200) {
+        this.stateless.push({
+          to: from,
+          data: buildVersionNegotiation(header.scid, header.dcid, SUPPORTED_VERSIONS, this.config.rng),
+        });
+      }
+      return;
+    }
+    if (header.type !== "initial" || !isSupportedVersion(header.version)) return;
+    // RFC 9000 §14.1: a server discards an Initial in a datagram under 1200 bytes.
+    if (datagram.length < 1200) return;
+    // RFC 9000 §7.2: the client's first DCID is at least 8 bytes.
+    if (header.dcid.length < 8) return;
+    if (this.connections.size >= (server.maxConnections ?? 10_000)) return;
+
+    let retry: { originalDcid: Uint8Array; retryScid: Uint8Array } | undefined;
+    if (server.retry) {
+      if (header.token.length === 0) {
+        this.sendRetry(now, from, header);
+        return;
+      }
+      const odcid = this.openRetryToken(now, from, header.token);
+      if (!odcid) return; // RFC 9000 §8.1.3: an invalid token: drop (or INVALID_TOKEN); we drop.
+      retry = { originalDcid: odcid, retryScid: header.dcid.slice() };
+    }
+    const scid = this.config.rng.fill(new Uint8Array(this.cidLength));
+    const conn = Connection.server(
+      {
+        ...server,
+        provider: this.config.provider,
+        rng: this.config.rng,
+        transport: { ...server.transport, cidLength: this.cidLength },
+      },
+      from,
+      now,
+      header as LongHeader,
+      scid,
+      (cid) => this.resetToken(cid),
+      retry,
+    );
+    this.adopt(conn);
+    // The client keeps sending to its original DCID until it sees our SCID.
+    this.addRoute(conn, header.dcid);
+    this.events.push({ type: "accepted", connection: conn });
+    conn.receive(now, datagram);
+    this.afterConnection(conn);
+  }
+
+  private sendRetry(now: number, from: string, header: LongHeader): void {
+    const retryScid = this.config.rng.fill(new Uint8Array(this.cidLength));
+    const token = this.sealRetryToken(now, from, header.dcid);
+    const data = buildRetry(this.config.provider, {
+      version: header.version,
+      dcid: header.scid,
+      scid: retryScid,
+      token,
+      originalDcid: header.dcid,
+    });
+    this.stateless.push({ to: from, data });
+  }
+
+  /** A Retry token: AEAD-sealed (address, original DCID, time) under the static key. */
+  private sealRetryToken(now: number, from: string, odcid: Uint8Array): Uint8Array {
+    const nonce = this.config.rng.fill(new Uint8Array(12));
+    const w = new Writer(64);
+    w.u32(Math.floor(now / 0x100000000)).u32(now >>> 0);
+    w.vec(1, odcid);
+    const sealed = this.tokenAead.seal(nonce, new TextEncoder().encode(from), w.finish());
+    const out = new Uint8Array(12 + sealed.length);
+    out.set(nonce);
+    out.set(sealed, 12);
+    return out;
+  }
+
+  private openRetryToken(now: number, from: string, token: Uint8Array): Uint8Array | undefined {
+    if (token.length < 12 + 16 + 9) return undefined;
+    const plain = this.tokenAead.open(
+      token.subarray(0, 12),
+      new TextEncoder().encode(from),
+      token.subarray(12),
+    );
+    if (!plain) return undefined;
+    try {
+      const r = new Reader(plain);
+      const issued = r.u32() * 0x100000000 + r.u32();
+      const odcid = r.vec(1).slice();
+      if (now - issued > RETRY_TOKEN_LIFETIME || issued - now > 1000) return undefined;
+      return odcid;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Stateless reset token for one of our CIDs: HMAC of the CID under the static key (RFC 9000 §10.3.2). */
+  private resetToken(cid: Uint8Array): Uint8Array {
+    return this.config.provider.hmac("sha256", this.staticKey, cid).subarray(0, 16);
+  }
+
+  private maybeStatelessReset(from: string, dcid: Uint8Array, datagram: Uint8Array): void {
+    // RFC 9000 §10.3: smaller than what triggered it (no loops), at least 21 bytes... and
+    // indistinguishable from a short-header packet.
+    if (datagram.length < 43 || this.stateless.length > 64) return;
+    const size = Math.min(datagram.length - 1, 64);
+    const out = this.config.rng.fill(new Uint8Array(size));
+    out[0] = 0x40 | (out[0] & 0x3f);
+    out.set(this.resetToken(dcid), size - 16);
+    this.stateless.push({ to: from, data: out });
+  }
+
+  private adopt(conn: Connection): void {
+    this.connections.add(conn);
+    this.active.add(conn);
+    this.syncRoutes(conn);
+  }
+
+  private addRoute(conn: Connection, cid: Uint8Array): void {
+    if (cid.length === 0) return;
+    const key = toHex(cid);
+    this.routes.set(key, conn);
+    let keys = this.routeKeys.get(conn);
+    if (!keys) {
+      keys = new Set();
+      this.routeKeys.set(conn, keys);
+    }
+    keys.add(key);
+  }
+
+  private syncRoutes(conn: Connection): void {
+    const { added, removed } = conn.localCids.drainChanges();
+    for (const e of added) this.addRoute(conn, e.cid);
+    for (const e of removed) {
+      const key = toHex(e.cid);
+      if (this.routes.get(key) === conn) this.routes.delete(key);
+      this.routeKeys.get(conn)?.delete(key);
+    }
+  }
+
+  private afterConnection(conn: Connection): void {
+    this.active.add(conn);
+    this.syncRoutes(conn);
+    if (conn.isDrained) this.forget(conn);
+  }
+
+  private forget(conn: Connection): void {
+    for (const key of this.routeKeys.get(conn) ?? [])
+      if (this.routes.get(key) === conn) this.routes.delete(key);
+    this.routeKeys.delete(conn);
+    this.connections.delete(conn);
+  }
+
+  /** The next datagram to send, or undefined. */
+  pollTransmit(now: number): { to: string; data: Uint8Array } | undefined {
+    const s = this.stateless.shift();
+    if (s) return s;
+    for (const conn of this.active) {
+      const data = conn.pollTransmit(now);
+      if (data) {
+        // Round robin: move it to the back.
+        this.active.delete(conn);
+        this.active.add(conn);
+        this.syncRoutes(conn);
+        return { to: conn.remote, data };
+      }
+      this.active.delete(conn);
+      this.syncRoutes(conn);
+      if (conn.isDrained) this.forget(conn);
+    }
+    return undefined;
+  }
+
+  /** Earliest timer of any connection. */
+  pollTimeout(): number | undefined {
+    let min: number | undefined;
+    for (const conn of this.connections) {
+      const t = conn.pollTimeout();
+      if (t !== undefined && (min === undefined || t < min)) min = t;
+    }
+    return min;
+  }
+
+  /** Fires every connection timer due at `now`. */
+  handleTimeout(now: number): void {
+    for (const conn of this.connections) {
+      const t = conn.pollTimeout();
+      if (t !== undefined && t <= now) {
+        conn.handleTimeout(now);
+        this.active.add(conn);
+        if (conn.isDrained) this.forget(conn);
+      }
+    }
+  }
+
+  /** The next endpoint event (accepted connections). */
+  pollEvent(): EndpointEvent | undefined {
+    return this.events.shift();
+  }
+
+  /** Closes every connection with an application code. */
+  closeAll(now: number, errorCode = 0, reason = "endpoint closing"): void {
+    for (const conn of this.connections) {
+      conn.close(now, errorCode, reason);
+      this.active.add(conn);
+    }
+  }
+}
