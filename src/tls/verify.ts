@@ -15,7 +15,7 @@
  */
 import type { CryptoProvider, PublicKey } from "../crypto/provider.js";
 import { bytesEqual, toHex } from "../util/bytes.js";
-import { TlsAlert } from "./alert.js";
+import { AlertDescription, TlsAlert } from "./alert.js";
 import { CertificateError } from "./cert-error.js";
 import {
   type Certificate,
@@ -165,7 +165,14 @@ export function createPeerVerifier(options: PeerVerifierOptions): PeerVerifier {
         });
       } catch (e) {
         if (e instanceof CertificateError) throw new TlsAlert(e.tlsAlert, e.message, { cause: e });
-        throw e;
+        // A provider bug or similar: still an alert, never a stray exception out of the handshake.
+        throw new TlsAlert(
+          AlertDescription.internal_error,
+          `certificate verification failed: ${(e as Error).message}`,
+          {
+            cause: e,
+          },
+        );
       }
     },
   };
