@@ -77,7 +77,7 @@ export interface AckResult<T> {
 
 /** What the loss detection timer asks for (RFC 9002 Appendix A.9). */
 export type TimeoutAction<T> =
-  /** The timer had not expired (or was not armed): nothing to do. */
+  /** Nothing to do: the timer had not expired, was not armed, or was re-armed later. */
   | { kind: "none" }
   /** Time-threshold loss (§6.1.2): retransmit the frames of these packets. */
   | { kind: "lost"; space: PnSpace; lost: SentPacket<T>[]; persistentCongestion: boolean }
@@ -364,10 +364,13 @@ export class LossDetector<T> {
 
     const loss = this.getLossTimeAndSpace();
     if (loss !== undefined) {
-      // §6.1.2 time-threshold loss.
+      // §6.1.2 time-threshold loss. Appendix A.9 asserts something is lost, but loss_time was
+      // computed with the RTT of its day: if the RTT grew since (an ACK in another space), the
+      // packet is not lost yet and the timer simply moves to its new loss time.
       const lost = this.detectAndRemoveLostPackets(loss.space, now);
       const persistentCongestion = lost.length > 0 && this.onPacketsLost(now, lost);
       this.setLossDetectionTimer(now);
+      if (lost.length === 0) return { kind: "none" };
       return { kind: "lost", space: loss.space, lost, persistentCongestion };
     }
 

@@ -220,6 +220,20 @@ describe("LossDetector: loss detection (RFC 9002 §6.1, A.10)", () => {
     expect(ld.timerDeadline()).toBeUndefined();
   });
 
+  it("re-arms a time-threshold timer whose packet is not lost under a grown RTT", () => {
+    const ld = new LossDetector<Tok>({ isServer: false });
+    send(ld, Handshake, 0, 0);
+    send(ld, Initial, 0, 0, { ackEliciting: false });
+    send(ld, Initial, 1, 0, { ackEliciting: false });
+    ok(ld.onAckReceived(Initial, ackOf([1]), 152)); // no RTT sample: loss_time 0 + 9/8 * 333
+    expect(ld.timerDeadline()).toBe(374.625);
+    ok(ld.onAckReceived(Handshake, ackOf([0]), 334)); // RTT now 334
+    expect(ld.onTimeout(374.625)).toEqual({ kind: "none" });
+    expect(ld.timerDeadline()).toBe(375.75); // 9/8 * 334
+    const a = ld.onTimeout(375.75);
+    expect(a.kind === "lost" && tokens(a.lost)).toEqual(["0:0"]);
+  });
+
   it("keeps loss detection per space", () => {
     const ld = new LossDetector<Tok>({ isServer: true });
     for (let pn = 0; pn < 3; pn++) send(ld, Initial, pn, 0);
@@ -433,6 +447,31 @@ describe("LossDetector: congestion signals (RFC 9002 §7, B)", () => {
     expect(cc.ssthresh).toBe(6000);
     expect(cc.state).toBe("slow-start");
     expect(ld.rtt.minRtt).toBe(10);
+  });
+
+  it("follows the §7.6.3 example: losses across two PTOs establish persistent congestion", () => {
+    const ld = confirmedServer();
+    ld.setPeerTransportParameters({ maxAckDelay: 0 });
+    send(ld, App, 0, 0);
+    ok(ld.onAckReceived(App, ackOf([0]), 90)); // rtt 90, rttvar 45: PTO 270
+    for (let pn = 1; pn <= 6; pn++) send(ld, App, pn, pn * 100);
+    expect(ld.timerDeadline()).toBe(600 + 270);
+    expect(ld.onTimeout(870)).toMatchObject({ kind: "probe", space: App, count: 2 });
+    send(ld, App, 7, 870); // PTO 1
+    expect(ld.timerDeadline()).toBe(870 + 540);
+    expect(ld.onTimeout(1410)).toMatchObject({ kind: "probe", space: App });
+    send(ld, App, 8, 1410); // PTO 2
+    expect(ld.timerDeadline()).toBe(1410 + 1080);
+    // ACK of the second probe: rtt 90, rttvar 33.75, so the persistent congestion duration is
+    // (90 + 135 + 0) * 3 = 675, less than the 770 between lost packets 1 (t=100) and 7 (t=870).
+    const r = ok(ld.onAckReceived(App, ackOf([8]), 1500));
+    expect(tokens(r.lost)).toEqual(["2:1", "2:2", "2:3", "2:4", "2:5", "2:6", "2:7"]);
+    expect(r.persistentCongestion).toBe(true);
+    expect(ld.ptoCount).toBe(0);
+    expect(ld.timerDeadline()).toBeUndefined();
+    expect(ld.bytesInFlight()).toBe(0);
+    // 12000 -> 6000 (loss) -> 2400 (persistent congestion) -> + 1200 for packet 8 (slow start).
+    expect(ld.cc.window()).toBe(3600);
   });
 
   it("does not establish it at exactly the duration, nor across an acknowledged packet", () => {

@@ -146,16 +146,19 @@ describe("LossDetector properties", () => {
                 expect(ld.onTimeout(now)).toEqual({ kind: "none" });
                 break;
               }
+              const onTime = now <= d;
               now = Math.max(now, d);
               const a = ld.onTimeout(now);
-              expect(a.kind).not.toBe("none");
+              // "none" only when a time-threshold timer was re-armed for a later loss time.
+              if (a.kind === "none") expect(ld.timerDeadline()).toBeGreaterThan(now);
               if (a.kind === "lost") {
                 expect(a.lost.length).toBeGreaterThan(0);
                 giveBack(a.lost, "lost");
               }
-              // The timer always moves past now or is cancelled: no busy loop.
+              // A PTO handled on time moves the timer past now: no busy loop. (Handled late, the
+              // backed-off deadline may still be in the past and fires again, Appendix A.8.)
               const next = ld.timerDeadline();
-              if (next !== undefined && a.kind === "probe") expect(next).toBeGreaterThan(now);
+              if (onTime && next !== undefined && a.kind === "probe") expect(next).toBeGreaterThan(now);
               break;
             }
             case "discard":
@@ -182,7 +185,7 @@ describe("LossDetector properties", () => {
           for (const p of ld.unacked(s)) outstanding.add(key(p.tokens[0]));
         for (const [k, { returned }] of all) expect(outstanding.has(k)).toBe(returned === undefined);
       }),
-      { numRuns: 300 },
+      { numRuns: 1000 },
     );
   });
 });
