@@ -1,0 +1,728 @@
+/**
+ * The Node.js face of the QUIC stack: one `node:dgram` socket per endpoint driving the sans-IO
+ * `Endpoint`, the real clock and timers, and streams as Node `Duplex` objects.
+ *
+ * Why `Duplex` rather than Web Streams: the MQTT layer and its users live in Node (mqtt-packet's
+ * parser, aedes-style `handle(stream)`, `pipeline()`), where Duplex is the common currency and
+ * brings backpressure (`write()` returning false, `'drain'`) that maps directly onto QUIC flow
+ * control: a write the connection cannot buffer stays pending until the stream is writable again.
+ *
+ * This file is the only place (with the TCP listener) that touches sockets and timers.
+ */
+import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import { EventEmitter, once } from "node:events";
+import { appendFileSync, mkdirSync } from "node:fs";
+import { isIPv6 } from "node:net";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { Duplex } from "node:stream";
+import type { CryptoChoice, CryptoProvider, PrivateKey, Rng } from "../crypto/provider.js";
+import { systemRng } from "../crypto/random.js";
+import { getCryptoProvider } from "../crypto/select.js";
+import { MquicttError } from "../errors.js";
+import type { TransportSettings } from "../quic/config.js";
+import type { CloseInfo, Connection, ConnectionEvent } from "../quic/connection.js";
+import { Endpoint } from "../quic/endpoint.js";
+import type { PeerVerifier } from "../tls/handshake-common.js";
+import { loadCertificateChain, loadPrivateKey } from "../tls/pem.js";
+import type { CipherSuiteName } from "../tls/suites.js";
+import { createPeerVerifier } from "../tls/verify.js";
+
+import { loadSystemRoots } from "./cert-files.js";
+
+/** Options shared by servers and clients. */
+export interface QuicCommonOptions {
+  /** ALPN protocols in preference order. */
+  alpn: string[];
+  /** Crypto provider: "auto" (default), "noble", "node", or a provider object. */
+  crypto?: CryptoChoice | CryptoProvider;
+  /** Transport settings (windows, limits, idle timeout...). */
+  transport?: Partial<TransportSettings>;
+  cipherSuites?: CipherSuiteName[];
+  /** Write TLS secrets in NSS key log format (default: the SSLKEYLOGFILE environment variable). */
+  keylogFile?: string;
+  /** Write one qlog (JSON-SEQ) file per connection into this directory (default: QLOGDIR). */
+  qlogDir?: string;
+  /** Randomness (tests only). */
+  rng?: Rng;
+}
+
+/** Options of `QuicEndpoint.listen`. */
+export interface QuicListenOptions extends QuicCommonOptions {
+  /** UDP port (0 = any). */
+  port: number;
+  /** Address to bind (default "::" when IPv6 is available, else "0.0.0.0"). */
+  host?: string;
+  /** Certificate chain: PEM text or DER list, leaf first. */
+  cert: string | Uint8Array[];
+  /** Private key: PEM text or a parsed key. */
+  key: string | PrivateKey;
+  /** Address validation with Retry. */
+  retry?: boolean;
+  maxConnections?: number;
+}
+
+/** Options of `QuicEndpoint.connect`. */
+export interface QuicConnectOptions extends QuicCommonOptions {
+  /** Name for SNI and certificate verification (default: the host). */
+  serverName?: string;
+  /** Trusted CA certificates (PEM text or DER list). Default: the system roots. */
+  ca?: string | Uint8Array[];
+  /** Skip certificate verification. Only for tests; never the default. */
+  insecure?: boolean;
+  /** A custom verifier (overrides `ca`). */
+  verifier?: PeerVerifier;
+  /** Give up after this many ms without a completed handshake (default 10 s). */
+  handshakeTimeout?: number;
+}
+
+/** A QUIC error surfaced to the application. */
+export class QuicError extends MquicttError {
+  readonly info: CloseInfo | undefined;
+  constructor(code: string, message: string, info?: CloseInfo) {
+    super(code, message);
+    this.info = info;
+  }
+}
+
+/** The stream was reset by the peer (RESET_STREAM) with an application error code. */
+export class StreamResetError extends MquicttError {
+  constructor(
+    readonly streamId: number,
+    readonly errorCode: number,
+  ) {
+    super("ERR_QUIC_STREAM_RESET", `stream ${streamId} reset by peer with code ${errorCode}`);
+  }
+}
+
+const now = (): number => performance.now();
+
+function addressKey(address: string, port: number): string {
+  return isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+function parseAddressKey(key: string): { address: string; port: number } {
+  const i = key.lastIndexOf(":");
+  let address = key.slice(0, i);
+  if (address.startsWith("[")) address = address.slice(1, -1);
+  return { address, port: Number(key.slice(i + 1)) };
+}
+
+function resolveProvider(c: CryptoChoice | CryptoProvider | undefined): CryptoProvider {
+  return typeof c === "object" ? c : getCryptoProvider(c);
+}
+
+/** One UDP socket and its QUIC connections. */
+export class QuicEndpoint extends EventEmitter {
+  readonly socket: Socket;
+  private readonly core: Endpoint;
+  private readonly provider: CryptoProvider;
+  private readonly wrappers = new Map<Connection, QuicConnection>();
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Number.POSITIVE_INFINITY;
+  private serviceScheduled = false;
+  private closed = false;
+  private readonly keylogFile: string | undefined;
+  private readonly qlogDir: string | undefined;
+
+  private constructor(
+    socket: Socket,
+    core: Endpoint,
+    provider: CryptoProvider,
+    opts: QuicCommonOptions | undefined,
+  ) {
+    super();
+    this.socket = socket;
+    this.core = core;
+    this.provider = provider;
+    this.keylogFile = opts?.keylogFile ?? (process.env.SSLKEYLOGFILE || undefined);
+    this.qlogDir = opts?.qlogDir ?? (process.env.QLOGDIR || undefined);
+    socket.on("message", (msg: Buffer, rinfo: RemoteInfo) => {
+      if (this.closed) return;
+      this.core.receive(
+        now(),
+        addressKey(rinfo.address, rinfo.port),
+        new Uint8Array(msg.buffer, msg.byteOffset, msg.length),
+      );
+      this.service();
+    });
+    socket.on("error", (err) => this.emit("error", err));
+  }
+
+  /** A server endpoint listening on `port`. Emits `connection` for each accepted connection. */
+  static async listen(opts: QuicListenOptions): Promise<QuicEndpoint> {
+    const provider = resolveProvider(opts.crypto);
+    const rng = opts.rng ?? systemRng;
+    const chain =
+      typeof opts.cert === "string" ? loadCertificateChain(opts.cert, "the certificate") : opts.cert;
+    const key = typeof opts.key === "string" ? loadPrivateKey(opts.key, "the private key") : opts.key;
+    const host = opts.host ?? "::";
+    const socket = createSocket({ type: isIPv6(host) ? "udp6" : "udp4", reuseAddr: false });
+    await bindSocket(socket, opts.port, host);
+    let ep: QuicEndpoint | undefined;
+    const core = new Endpoint({
+      provider,
+      rng,
+      server: {
+        alpn: opts.alpn,
+        certificateChain: chain,
+        privateKey: key,
+        transport: opts.transport,
+        cipherSuites: opts.cipherSuites,
+        retry: opts.retry,
+        maxConnections: opts.maxConnections,
+        keylog: (line) => ep?.keylog(line),
+      },
+    });
+    ep = new QuicEndpoint(socket, core, provider, opts);
+    return ep;
+  }
+
+  /** A client-only endpoint on an ephemeral port. */
+  static async open(
+    opts: { host?: string; port?: number; crypto?: CryptoChoice | CryptoProvider; rng?: Rng } = {},
+  ): Promise<QuicEndpoint> {
+    const provider = resolveProvider(opts.crypto);
+    const host = opts.host ?? "::";
+    const socket = createSocket({ type: isIPv6(host) ? "udp6" : "udp4" });
+    await bindSocket(socket, opts.port ?? 0, host);
+    const core = new Endpoint({ provider, rng: opts.rng ?? systemRng });
+    return new QuicEndpoint(socket, core, provider, undefined);
+  }
+
+  /** Local address of the socket. */
+  address(): { address: string; port: number; family: string } {
+    return this.socket.address();
+  }
+
+  /** Every live connection. */
+  get connections(): QuicConnection[] {
+    return [...this.wrappers.values()];
+  }
+
+  /**
+   * Connects to `host:port` and resolves once the handshake completes. Rejects with a
+   * `QuicError` whose message says why (certificate problem, ALPN refused, timeout...).
+   */
+  async connect(host: string, port: number, opts: QuicConnectOptions): Promise<QuicConnection> {
+    const serverName = opts.serverName ?? host;
+    let verifier: PeerVerifier | "insecure-skip-verification";
+    if (opts.verifier) verifier = opts.verifier;
+    else if (opts.insecure) verifier = "insecure-skip-verification";
+    else {
+      const roots =
+        opts.ca === undefined
+          ? (await loadSystemRoots()).roots
+          : typeof opts.ca === "string"
+            ? loadCertificateChain(opts.ca, "the CA file")
+            : opts.ca;
+      verifier = createPeerVerifier({ roots, now: () => Date.now(), provider: this.provider });
+    }
+    const remoteHost =
+      host === "localhost" ? (this.socket.address().family === "IPv6" ? "::1" : "127.0.0.1") : host;
+    const mappedHost =
+      this.socket.address().family === "IPv6" && !isIPv6(remoteHost) ? `::ffff:${remoteHost}` : remoteHost;
+    const conn = this.core.connect(now(), addressKey(mappedHost, port), {
+      alpn: opts.alpn,
+      serverName: isIpLiteral(serverName) ? undefined : serverName,
+      verifier,
+      transport: opts.transport,
+      cipherSuites: opts.cipherSuites,
+      keylog: (line) => this.keylog(line, opts.keylogFile),
+      qlog: this.qlogger(opts.qlogDir),
+    });
+    const qc = this.wrap(conn);
+    this.service();
+    const timeout = opts.handshakeTimeout ?? 10_000;
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => {
+        conn.close(now(), 0, "handshake timeout", false);
+        this.touch(conn);
+        reject(
+          new QuicError(
+            "ERR_QUIC_HANDSHAKE_TIMEOUT",
+            `no QUIC handshake with ${host}:${port} within ${timeout} ms`,
+          ),
+        );
+      }, timeout);
+      qc.once("connect", () => {
+        clearTimeout(t);
+        resolve();
+      });
+      qc.once("close", (info: CloseInfo) => {
+        clearTimeout(t);
+        reject(
+          new QuicError(
+            "ERR_QUIC_CONNECT",
+            `QUIC connection to ${host}:${port} failed: ${info.reason || `error 0x${info.errorCode.toString(16)}`}`,
+            info,
+          ),
+        );
+      });
+    });
+    return qc;
+  }
+
+  private wrap(conn: Connection): QuicConnection {
+    const qc = new QuicConnection(this, conn);
+    this.wrappers.set(conn, qc);
+    return qc;
+  }
+
+  private keylog(line: string, file = this.keylogFile): void {
+    if (file) appendFileSync(file, `${line}\n`);
+  }
+
+  private qlogger(
+    dir = this.qlogDir,
+  ): ((e: { time: number; name: string; data: Record<string, unknown> }) => void) | undefined {
+    if (!dir) return undefined;
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `mquictt-${process.pid}-${Date.now()}-${Math.floor(Math.random() * 1e6)}.sqlog`);
+    appendFileSync(
+      file,
+      `\x1e${JSON.stringify({ qlog_format: "JSON-SEQ", qlog_version: "0.3", title: "mquictt" })}\n`,
+    );
+    return (e) => appendFileSync(file, `\x1e${JSON.stringify(e)}\n`);
+  }
+
+  /** @internal Marks a connection as having work and schedules a service pass. */
+  touch(conn: Connection): void {
+    this.core.touch(conn);
+    if (this.serviceScheduled) return;
+    this.serviceScheduled = true;
+    setImmediate(() => {
+      this.serviceScheduled = false;
+      this.service();
+    });
+  }
+
+  /** Drains events, sends what is due and re-arms the timer. */
+  private service(): void {
+    if (this.closed && this.wrappers.size === 0) return;
+    const t = now();
+    for (let e = this.core.pollEvent(); e; e = this.core.pollEvent()) {
+      const qc = this.wrap(e.connection);
+      this.emit("connection", qc);
+    }
+    for (let i = 0; i < 8; i++) {
+      for (const conn of this.core.takeActive()) this.dispatch(conn);
+      let sent = 0;
+      for (let d = this.core.pollTransmit(t); d; d = this.core.pollTransmit(t)) {
+        const { address, port } = parseAddressKey(d.to);
+        this.socket.send(d.data, port, address);
+        sent++;
+      }
+      if (sent === 0) break;
+    }
+    for (const conn of this.core.takeActive()) this.dispatch(conn);
+    this.armTimer();
+  }
+
+  private dispatch(conn: Connection): void {
+    const qc = this.wrappers.get(conn);
+    for (let ev = conn.pollEvent(); ev; ev = conn.pollEvent()) qc?.handle(ev);
+    if (conn.isDrained) {
+      this.wrappers.delete(conn);
+      qc?.handle({ type: "drained" });
+      if (this.closed && this.wrappers.size === 0) this.finalClose();
+    }
+  }
+
+  private armTimer(): void {
+    const next = this.core.pollTimeout();
+    if (next === undefined) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      this.timerAt = Number.POSITIVE_INFINITY;
+      return;
+    }
+    if (this.timer && Math.abs(next - this.timerAt) < 0.5) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = next;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerAt = Number.POSITIVE_INFINITY;
+        this.core.handleTimeout(now());
+        this.service();
+      },
+      Math.max(0, next - now()),
+    );
+  }
+
+  /**
+   * Closes every connection (application code `code`) and the socket once they are gone.
+   * Resolves when the socket is closed.
+   */
+  async close(code = 0, reason = "endpoint closed"): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.core.closeAll(now(), code, reason);
+    this.service();
+    const done = once(this, "closed");
+    // Closing connections linger for 3 PTOs; do not hold a process open for them.
+    const force = setTimeout(() => this.finalClose(), 2000);
+    force.unref();
+    if (this.wrappers.size === 0) this.finalClose();
+    await done;
+  }
+
+  private finalClose(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.listenerCount("closed") === 0 && !this.socket) return;
+    try {
+      this.socket.close();
+    } catch {
+      // already closed
+    }
+    this.emit("closed");
+  }
+}
+
+function isIpLiteral(name: string): boolean {
+  return /^[0-9.]+$/.test(name) || name.includes(":");
+}
+
+async function bindSocket(socket: Socket, port: number, host: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    socket.once("error", onError);
+    socket.bind(port, host, () => {
+      socket.off("error", onError);
+      resolve();
+    });
+  });
+}
+
+/** One QUIC connection. Emits `connect`, `stream` (peer-opened `QuicStream`), `datagram`, `close`. */
+export class QuicConnection extends EventEmitter {
+  private readonly streams = new Map<number, QuicStream>();
+  private readonly waitingOpen: {
+    bidi: boolean;
+    resolve: (s: QuicStream) => void;
+    reject: (e: Error) => void;
+  }[] = [];
+  private closeInfo: CloseInfo | undefined;
+  private drained = false;
+  /** The negotiated ALPN protocol. */
+  alpn: string | undefined;
+
+  constructor(
+    private readonly endpoint: QuicEndpoint,
+    /** The sans-IO connection (for inspection and stats). */
+    readonly core: Connection,
+  ) {
+    super();
+  }
+
+  /** The peer's address as "host:port". */
+  get remoteAddress(): string {
+    return this.core.remote;
+  }
+
+  /** Why the connection closed, once it did. */
+  get closeReason(): CloseInfo | undefined {
+    return this.closeInfo;
+  }
+
+  /** @internal */
+  handle(ev: ConnectionEvent | { type: "drained" }): void {
+    switch (ev.type) {
+      case "connected":
+        this.alpn = ev.alpn;
+        this.emit("connect");
+        return;
+      case "stream_opened": {
+        const s = this.streamFor(ev.streamId, ev.bidi, false);
+        this.emit("stream", s);
+        s.onReadable();
+        return;
+      }
+      case "stream_readable":
+        this.streams.get(ev.streamId)?.onReadable();
+        return;
+      case "stream_writable":
+        this.streams.get(ev.streamId)?.onWritable();
+        return;
+      case "stream_reset":
+        this.streams.get(ev.streamId)?.onReset(ev.errorCode);
+        return;
+      case "stream_stop_sending":
+        this.streams.get(ev.streamId)?.onStopSending(ev.errorCode);
+        return;
+      case "streams_available":
+        this.retryOpens();
+        return;
+      case "datagram":
+        this.emit("datagram", ev.data);
+        return;
+      case "session_ticket":
+        this.emit("sessionTicket", ev.ticket);
+        return;
+      case "closed": {
+        this.closeInfo = ev.info;
+        const err = new QuicError(
+          "ERR_QUIC_CLOSED",
+          `connection closed: ${ev.info.reason || ev.info.errorCode}`,
+          ev.info,
+        );
+        for (const w of this.waitingOpen.splice(0)) w.reject(err);
+        for (const s of this.streams.values()) s.onConnectionClosed(err);
+        this.emit("close", ev.info);
+        return;
+      }
+      case "drained":
+        if (this.drained) return;
+        this.drained = true;
+        this.emit("drained");
+        return;
+      default:
+        return;
+    }
+  }
+
+  private streamFor(id: number, bidi: boolean, local: boolean): QuicStream {
+    let s = this.streams.get(id);
+    if (!s) {
+      s = new QuicStream(this, id, bidi, local);
+      this.streams.set(id, s);
+      s.once("close", () => this.streams.delete(id));
+    }
+    return s;
+  }
+
+  /** Opens a stream, waiting while the peer's stream limit is reached. */
+  openStream(opts: { bidi?: boolean } = {}): Promise<QuicStream> {
+    const bidi = opts.bidi ?? true;
+    if (this.closeInfo)
+      return Promise.reject(new QuicError("ERR_QUIC_CLOSED", "connection is closed", this.closeInfo));
+    const id = this.core.openStream(bidi);
+    if (id !== undefined) {
+      this.touch();
+      return Promise.resolve(this.streamFor(id, bidi, true));
+    }
+    return new Promise((resolve, reject) => this.waitingOpen.push({ bidi, resolve, reject }));
+  }
+
+  private retryOpens(): void {
+    while (this.waitingOpen.length > 0) {
+      const w = this.waitingOpen[0];
+      const id = this.core.openStream(w.bidi);
+      if (id === undefined) return;
+      this.waitingOpen.shift();
+      w.resolve(this.streamFor(id, w.bidi, true));
+    }
+    this.touch();
+  }
+
+  /** Sends an unreliable datagram (RFC 9221); false if the peer does not accept it. */
+  sendDatagram(data: Uint8Array): boolean {
+    const ok = this.core.sendDatagram(data);
+    if (ok) this.touch();
+    return ok;
+  }
+
+  /** Closes with an application error code; resolves when the connection is gone. */
+  async close(code = 0, reason = ""): Promise<void> {
+    if (!this.closeInfo) {
+      this.core.close(now(), code, reason);
+      this.touch();
+    }
+    if (!this.drained) await once(this, "drained");
+  }
+
+  /** Resolves with the close reason when the connection ends. */
+  closed(): Promise<CloseInfo> {
+    if (this.closeInfo) return Promise.resolve(this.closeInfo);
+    return once(this, "close").then(([info]) => info as CloseInfo);
+  }
+
+  /** @internal */
+  touch(): void {
+    this.endpoint.touch(this.core);
+  }
+
+  /** Async iterator over peer-opened streams. */
+  async *incomingStreams(): AsyncGenerator<QuicStream> {
+    const queue: QuicStream[] = [];
+    let wake: (() => void) | undefined;
+    const onStream = (s: QuicStream) => {
+      queue.push(s);
+      wake?.();
+    };
+    const onClose = () => wake?.();
+    this.on("stream", onStream);
+    this.on("close", onClose);
+    try {
+      for (;;) {
+        while (queue.length > 0) yield queue.shift()!;
+        if (this.closeInfo) return;
+        await new Promise<void>((r) => {
+          wake = r;
+        });
+        wake = undefined;
+      }
+    } finally {
+      this.off("stream", onStream);
+      this.off("close", onClose);
+    }
+  }
+}
+
+/**
+ * A QUIC stream as a Node Duplex. Unidirectional streams are read-only (peer-opened) or
+ * write-only (local). `reset(code)` and `stopSending(code)` end a direction abruptly.
+ */
+export class QuicStream extends Duplex {
+  private pendingWrite: { data: Uint8Array; cb: (err?: Error | null) => void } | undefined;
+  private pendingFinal: ((err?: Error | null) => void) | undefined;
+  private reading = false;
+  private readEnded = false;
+
+  constructor(
+    private readonly conn: QuicConnection,
+    /** QUIC stream ID. */
+    readonly id: number,
+    /** Bidirectional? */
+    readonly bidi: boolean,
+    /** Opened by us? */
+    readonly local: boolean,
+  ) {
+    super({ allowHalfOpen: true, highWaterMark: 64 * 1024 });
+    if (!bidi && local) {
+      this.readEnded = true;
+      this.push(null);
+    }
+    if (!bidi && !local) this.end();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    const data = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length);
+    this.pendingWrite = { data, cb };
+    this.flushWrite();
+  }
+
+  private flushWrite(): void {
+    const p = this.pendingWrite;
+    if (!p) return;
+    let n: number;
+    try {
+      n = this.conn.core.write(this.id, p.data);
+    } catch (e) {
+      this.pendingWrite = undefined;
+      p.cb(e as Error);
+      return;
+    }
+    if (n > 0) this.conn.touch();
+    if (n === p.data.length) {
+      this.pendingWrite = undefined;
+      p.cb();
+      if (this.pendingFinal) this.doFinal();
+    } else {
+      p.data = p.data.subarray(n);
+    }
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.pendingFinal = cb;
+    if (!this.pendingWrite) this.doFinal();
+  }
+
+  private doFinal(): void {
+    const cb = this.pendingFinal;
+    if (!cb) return;
+    this.pendingFinal = undefined;
+    try {
+      this.conn.core.finish(this.id);
+      this.conn.touch();
+      cb();
+    } catch (e) {
+      cb(e as Error);
+    }
+  }
+
+  override _read(): void {
+    this.reading = true;
+    this.onReadable();
+  }
+
+  /** @internal */
+  onReadable(): void {
+    if (!this.reading || this.readEnded) return;
+    for (;;) {
+      let r: { data: Uint8Array; fin: boolean } | undefined;
+      try {
+        r = this.conn.core.read(now(), this.id);
+      } catch {
+        return;
+      }
+      if (!r) return;
+      this.conn.touch();
+      if (r.data.length > 0 && !this.push(Buffer.from(r.data.buffer, r.data.byteOffset, r.data.length))) {
+        this.reading = false;
+        if (r.fin) this.endRead();
+        return;
+      }
+      if (r.fin) {
+        this.endRead();
+        return;
+      }
+    }
+  }
+
+  private endRead(): void {
+    if (this.readEnded) return;
+    this.readEnded = true;
+    this.push(null);
+  }
+
+  /** @internal */
+  onWritable(): void {
+    this.flushWrite();
+  }
+
+  /** @internal */
+  onReset(errorCode: number): void {
+    this.destroy(new StreamResetError(this.id, errorCode));
+  }
+
+  /** @internal */
+  onStopSending(errorCode: number): void {
+    this.emit("stopSending", errorCode);
+    const p = this.pendingWrite;
+    this.pendingWrite = undefined;
+    p?.cb(new StreamResetError(this.id, errorCode));
+  }
+
+  /** @internal */
+  onConnectionClosed(err: Error): void {
+    if (!this.destroyed && (!this.readEnded || !this.writableFinished)) this.destroy(err);
+  }
+
+  /** Abruptly ends our sending direction (RESET_STREAM) with an application error code. */
+  reset(code = 0): void {
+    this.conn.core.resetStream(this.id, code);
+    this.conn.touch();
+  }
+
+  /** Asks the peer to stop sending (STOP_SENDING) with an application error code. */
+  stopSending(code = 0): void {
+    this.conn.core.stopSending(this.id, code);
+    this.conn.touch();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (!this.conn.core.isClosing) {
+      try {
+        if (!this.writableFinished && (this.bidi || this.local)) this.conn.core.resetStream(this.id, 0);
+        if (!this.readEnded && (this.bidi || !this.local)) this.conn.core.stopSending(this.id, 0);
+        this.conn.touch();
+      } catch {
+        // the stream is already gone
+      }
+    }
+    cb(err);
+  }
+}
