@@ -6,6 +6,8 @@
  * and no extra copies beyond what node:crypto forces (it has no output-buffer API, so seal copies
  * ciphertext and tag into one array once). Outputs are plain `Uint8Array` views over the Buffers
  * node returns, never `Buffer`s, so a caller's `.slice()` keeps `Uint8Array` copy semantics.
+ * Like any Buffer memory they may sit inside a larger pooled `ArrayBuffer`: use `byteOffset` and
+ * `byteLength`, never `.buffer` alone.
  *
  * Randomness: key shares draw their private keys from the caller's `Rng` (so tests are
  * deterministic), RSA-PSS salts and ECDSA nonces come from OpenSSL's own CSPRNG, so the `rng`
@@ -88,10 +90,12 @@ function nodeAead(alg: AeadAlgorithm, key: Uint8Array): Aead {
       c.setAAD(aad, { plaintextLength: plaintext.length });
       const ct = c.update(plaintext);
       c.final(); // stream ciphers: no trailing output
-      const out = new Uint8Array(ct.length + 16);
+      // node:crypto cannot write into a caller's buffer, so ciphertext and tag are joined with one
+      // copy into a pooled Buffer (allocUnsafe: no zero-fill; every byte is written below).
+      const out = Buffer.allocUnsafe(ct.length + 16);
       out.set(ct);
       out.set(c.getAuthTag(), ct.length);
-      return out;
+      return u8(out);
     },
     open(nonce, aad, ciphertextAndTag) {
       checkLength(nonce, 12, "AEAD nonce");
@@ -133,7 +137,8 @@ function nodeHeaderProtection(alg: AeadAlgorithm, hpKey: Uint8Array): HeaderProt
     algorithm: alg,
     mask(sample) {
       checkLength(sample, 16, "header protection sample");
-      return u8(ecb.update(sample)).subarray(0, 5);
+      const block = ecb.update(sample);
+      return new Uint8Array(block.buffer, block.byteOffset, 5);
     },
   };
 }
