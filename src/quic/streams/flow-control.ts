@@ -194,11 +194,13 @@ export class RecvWindow {
    */
   consume(n: number, now: number, rtt: number): boolean {
     if (n <= 0) return false;
+    this._consumed += n;
     if (this.epochStart === undefined) {
+      // The first epoch starts after the first read: a large first read says nothing about the
+      // rate (the bytes may have waited a long time), so it must not count as "instant".
       this.epochStart = now;
       this.epochOffset = this._consumed;
     }
-    this._consumed += n;
     if (this._limit - this._consumed > this._window * this.updateFraction) return false;
     const grew = this.autotune(now, rtt);
     const next = this._consumed + this._window;

@@ -170,6 +170,7 @@ export class SendBuffer {
     this.lost.clear();
     this.acked.clear();
     this.finLost = false;
+    this._ackedPrefix = this._writeOffset; // nothing is held any more
     return this._sentOffset;
   }
 

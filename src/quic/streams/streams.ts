@@ -298,6 +298,13 @@ export class StreamManager {
     return id;
   }
 
+  /** True when stream `id` was opened at some point (it may have been forgotten since). */
+  private wasOpened(id: number): boolean {
+    const d = streamDirection(id);
+    const next = isLocallyInitiated(id, this.role) ? this.localNext[d] : this.remoteNext[d];
+    return streamIndex(id) < next;
+  }
+
   private requireStream(id: number, what: string): Stream {
     const s = this.streams.get(id);
     if (s === undefined)
@@ -391,6 +398,7 @@ export class StreamManager {
     maxBytes = Number.POSITIVE_INFINITY,
   ): { data: Uint8Array; fin: boolean } | undefined {
     this.lastNow = now;
+    if (!this.streams.has(id) && this.wasOpened(id)) return undefined; // finished and forgotten
     const s = this.requireStream(id, "read");
     const recv = this.requireRecv(id, "read");
     const windowBefore = recv.window.window;
