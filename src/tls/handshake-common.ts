@@ -170,10 +170,7 @@ export abstract class HandshakeCore {
   protected readLevel: EncryptionLevel = "initial";
   /** The clock value of the current call (milliseconds). */
   protected now = 0;
-  private readonly maxBuffered: number;
-
   constructor(maxMessageBytes: number) {
-    this.maxBuffered = maxMessageBytes;
     this.assemblers = {
       initial: new HandshakeReassembler(maxMessageBytes),
       early: new HandshakeReassembler(maxMessageBytes),
@@ -210,20 +207,17 @@ export abstract class HandshakeCore {
       if (level === "early") {
         throw alert("unexpected_message", "handshake data in 0-RTT (RFC 9001 §8.3)");
       }
-      if (LEVEL_ORDER[level] < LEVEL_ORDER[this.readLevel]) {
+      if (level !== this.readLevel) {
+        // QUIC hands us data only at levels we gave it read keys for, and never new bytes at a
+        // level we have left (RFC 9001 §4.1.3); anything else is a peer or stack error.
+        const when =
+          LEVEL_ORDER[level] < LEVEL_ORDER[this.readLevel] ? "after moving on to" : "while still reading";
         throw alert(
           "unexpected_message",
-          `handshake data at the ${level} level after moving on to ${this.readLevel} (RFC 9001 §4.1.3)`,
+          `handshake data at the ${level} level ${when} ${this.readLevel} (RFC 9001 §4.1.3)`,
         );
       }
-      const asm = this.assemblers[level];
-      asm.push(data);
-      if (level !== this.readLevel && asm.buffered > this.maxBuffered) {
-        throw alert(
-          "unexpected_message",
-          `${asm.buffered} bytes of ${level} handshake data arrived too early`,
-        );
-      }
+      this.assemblers[level].push(data);
       this.drain();
     });
   }
