@@ -110,3 +110,19 @@ describe("rng use is identical across providers", () => {
     }
   });
 });
+
+describe("x25519 edge encodings agree across providers (RFC 7748 §5)", () => {
+  it("the high bit of u is masked, and u >= p is reduced, identically", () => {
+    const rng = new SeededRng(21);
+    const priv = rng.fill(new Uint8Array(32));
+    const highBit = rng.fill(new Uint8Array(32));
+    highBit[31] |= 0x80;
+    // u = p + 9, little-endian: not canonical, equivalent to the base point 9.
+    const nonCanonical = fromHex("eaffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f");
+    for (const peer of [highBit, nonCanonical]) {
+      expect(nodeProvider.keyShareFromPrivate("x25519", priv).sharedSecret(peer)).toEqual(
+        nobleProvider.keyShareFromPrivate("x25519", priv).sharedSecret(peer),
+      );
+    }
+  });
+});

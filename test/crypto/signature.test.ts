@@ -3,7 +3,7 @@
  * (PSS and PKCS#1 v1.5) signed by one implementation and verified by the other, high-S ECDSA,
  * and tampering (a bad signature gives false, never a throw).
  */
-import { createPrivateKey, sign as nodeSign } from "node:crypto";
+import { createPrivateKey, generateKeyPairSync, sign as nodeSign } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { nobleProvider } from "../../src/crypto/noble.js";
 import type { CryptoProvider, PrivateKey, PublicKey, SignatureScheme } from "../../src/crypto/provider.js";
@@ -213,5 +213,47 @@ describe("ECDSA signing in noble is hedged RFC 6979: deterministic for a given R
     const s3 = nobleProvider.sign("ecdsa_secp256r1_sha256", priv, MSG, new SeededRng(2));
     expect(s1).toEqual(s2);
     expect(s1).not.toEqual(s3);
+  });
+});
+
+describe("signature edge cases agree across providers", () => {
+  it("ECDSA: DER with a trailing byte or a non-minimal integer is rejected by both", () => {
+    const { priv, pub } = ecKey(21);
+    const sig = nobleProvider.sign("ecdsa_secp256r1_sha256", priv, MSG, new SeededRng(1));
+    const trailing = Uint8Array.from([...sig, 0]);
+    const [r, s] = derInts(sig);
+    const good = derEncode(r, s);
+    const rLen = good[3];
+    const nonMinimal = Uint8Array.from([0x30, good[1] + 1, 0x02, rLen + 1, 0, ...good.subarray(4)]);
+    for (const [, p] of PROVIDERS) {
+      expect(p.verify("ecdsa_secp256r1_sha256", pub, MSG, good)).toBe(true);
+      expect(p.verify("ecdsa_secp256r1_sha256", pub, MSG, trailing)).toBe(false);
+      expect(p.verify("ecdsa_secp256r1_sha256", pub, MSG, nonMinimal)).toBe(false);
+    }
+  });
+
+  it("RSA with a 1025-bit modulus (PSS emLen = k - 1, RFC 8017 §8.1.2 step 2c)", () => {
+    const jwk = generateKeyPairSync("rsa", { modulusLength: 1025 }).privateKey.export({ format: "jwk" });
+    const b64u = (x: string | undefined): Uint8Array => new Uint8Array(Buffer.from(x ?? "", "base64url"));
+    const priv: PrivateKey = {
+      kind: "rsa",
+      n: b64u(jwk.n),
+      e: b64u(jwk.e),
+      d: b64u(jwk.d),
+      p: b64u(jwk.p),
+      q: b64u(jwk.q),
+      dp: b64u(jwk.dp),
+      dq: b64u(jwk.dq),
+      qi: b64u(jwk.qi),
+    };
+    const pub: PublicKey = { kind: "rsa", n: priv.n, e: priv.e };
+    expect([priv.n.length, priv.n[0]]).toEqual([129, 1]); // modBits - 1 = 1024 is a multiple of 8
+    for (const [, signer, verifier] of PAIRS) {
+      for (const scheme of ["rsa_pss_rsae_sha256", "rsa_pkcs1_sha256"] as const) {
+        const sig = signer.sign(scheme, priv, MSG, new SeededRng(2));
+        expect(sig.length).toBe(129);
+        expect(verifier.verify(scheme, pub, MSG, sig)).toBe(true);
+      }
+    }
   });
 });
