@@ -2,8 +2,8 @@
  * Crypto provider benchmark: noble (pure TypeScript) against node (OpenSSL) for every primitive
  * the QUIC + TLS stacks use per packet or per handshake, and what `auto` chose.
  *
- *   npx tsx bench/crypto.ts           full run (~40 s)
- *   npx tsx bench/crypto.ts --quick   CI smoke run (~3 s; numbers are rough)
+ *   npx tsx bench/crypto.ts           full run (~35 s)
+ *   npx tsx bench/crypto.ts --quick   CI smoke run (~4 s including startup; numbers are rough)
  *
  * Prints a table on stdout, progress on stderr, and writes bench/results/crypto.json.
  * Each measurement warms up, then runs for a fixed time split into slices and reports the
@@ -29,8 +29,8 @@ import {
 import { hkdfExpandLabel } from "../src/tls/hkdf.js";
 
 const quick = process.argv.includes("--quick");
-const WARMUP_MS = quick ? 15 : 150;
-const RUN_MS = quick ? 50 : 700;
+const WARMUP_MS = quick ? 10 : 150;
+const RUN_MS = quick ? 30 : 700;
 const SLICES = 5;
 const PACKET = 1200;
 
