@@ -1,3 +1,5 @@
 #!/usr/bin/env node
 // Entry point of the `mquictt` command once the package is built (npm run build).
-import("../dist/cli/main.js").then((m) => m.main(process.argv.slice(2)));
+import("../dist/cli/main.js").then(async (m) => {
+  process.exitCode = await m.main(process.argv.slice(2));
+});

@@ -1188,13 +1188,13 @@ export class Connection {
     for (const id of PN_SPACES) {
       const space = this.spaces[id];
       if (space.discarded || !space.writeKeys) continue;
-      if (!this.spaceWantsToSend(space, ackOnly)) continue;
+      if (!this.spaceWantsToSend(space, ackOnly, now)) continue;
       if (id === PnSpace.Initial && (this.role === "client" || this.hasAckElicitingToSend(space, ackOnly))) {
         // RFC 9000 §14.1: datagrams with a client Initial (or a server's ack-eliciting Initial)
         // are padded to at least 1200 bytes.
         padTo = MIN_INITIAL_DATAGRAM;
       }
-      const isLast = !this.laterSpaceWantsToSend(id, ackOnly);
+      const isLast = !this.laterSpaceWantsToSend(id, ackOnly, now);
       const minEnd = isLast && padTo > 0 ? Math.min(size, padTo) : 0;
       const r = this.buildPacket(now, space, buf, at, size, ackOnly, minEnd);
       if (!r) continue;
@@ -1223,10 +1223,10 @@ export class Connection {
     return buf.subarray(0, at);
   }
 
-  private laterSpaceWantsToSend(id: PnSpace, ackOnly: boolean): boolean {
+  private laterSpaceWantsToSend(id: PnSpace, ackOnly: boolean, now: number): boolean {
     for (let j = id + 1; j <= PnSpace.ApplicationData; j++) {
       const s = this.spaces[j as PnSpace];
-      if (!s.discarded && s.writeKeys && this.spaceWantsToSend(s, ackOnly)) return true;
+      if (!s.discarded && s.writeKeys && this.spaceWantsToSend(s, ackOnly, now)) return true;
     }
     return false;
   }
@@ -1248,8 +1248,8 @@ export class Connection {
     );
   }
 
-  private spaceWantsToSend(space: Space, ackOnly: boolean): boolean {
-    if (space.acks.ackPending()) return true;
+  private spaceWantsToSend(space: Space, ackOnly: boolean, now: number): boolean {
+    if (ackDue(space, now)) return true;
     return this.hasAckElicitingToSend(space, ackOnly);
   }
 
@@ -1297,10 +1297,9 @@ export class Connection {
     };
 
     // ACK first (RFC 9000 §13.2): cheap and unblocks the peer.
-    if (
-      space.acks.ackPending() ||
-      (!ackOnly && space.acks.largestReceived() !== undefined && this.hasAckElicitingToSend(space, ackOnly))
-    ) {
+    // An ACK goes out when due; otherwise it rides along with ack-eliciting frames (§13.2.1:
+    // never an ACK alone in answer to packets that were not ack-eliciting).
+    if (ackDue(space, now) || (space.acks.ackPending() && this.hasAckElicitingToSend(space, ackOnly))) {
       const ack = space.acks.buildAck(
         now,
         space.id === PnSpace.ApplicationData ? this.settings.ackDelayExponent : 3,
@@ -1689,6 +1688,12 @@ export class Connection {
   private qlog(now: number, name: string, data: Record<string, unknown>): void {
     this.config.qlog?.({ time: now, name, data } satisfies QlogEvent);
   }
+}
+
+/** An ACK must be sent in this space now (RFC 9000 §13.2.1). */
+function ackDue(space: Space, now: number): boolean {
+  const d = space.acks.ackDeadline();
+  return d !== undefined && d <= now;
 }
 
 function varintSize(v: number): number {

@@ -55,8 +55,10 @@ export class Endpoint {
   private readonly routeKeys = new Map<Connection, Set<string>>();
   /** Every live connection. */
   readonly connections = new Set<Connection>();
-  /** Connections that may have something to send or report. */
+  /** Connections that may have something to send. */
   private readonly active = new Set<Connection>();
+  /** Connections that may have events to report (drained by `takeActive`). */
+  private readonly touched = new Set<Connection>();
   private readonly stateless: { to: string; data: Uint8Array }[] = [];
   private readonly events: EndpointEvent[] = [];
   private readonly tokenAead;
@@ -97,12 +99,16 @@ export class Endpoint {
 
   /** Marks a connection as having application work (after `write`, `close`, ...). */
   touch(conn: Connection): void {
-    if (this.connections.has(conn)) this.active.add(conn);
+    if (!this.connections.has(conn)) return;
+    this.active.add(conn);
+    this.touched.add(conn);
   }
 
-  /** Connections touched since the last call (their events should be drained). */
+  /** Connections touched since the last call (drain their events with `pollEvent`). */
   takeActive(): Connection[] {
-    return [...this.active];
+    const out = [...this.touched];
+    this.touched.clear();
+    return out;
   }
 
   /** Processes a datagram from `from`. Never throws for bad input. */
@@ -263,7 +269,7 @@ export class Endpoint {
 
   private adopt(conn: Connection): void {
     this.connections.add(conn);
-    this.active.add(conn);
+    this.touch(conn);
     this.syncRoutes(conn);
   }
 
@@ -290,7 +296,7 @@ export class Endpoint {
   }
 
   private afterConnection(conn: Connection): void {
-    this.active.add(conn);
+    this.touch(conn);
     this.syncRoutes(conn);
     if (conn.isDrained) this.forget(conn);
   }
@@ -338,6 +344,7 @@ export class Endpoint {
       const t = conn.pollTimeout();
       if (t !== undefined && t <= now) {
         conn.handleTimeout(now);
+        this.touched.add(conn);
         this.active.add(conn);
         if (conn.isDrained) this.forget(conn);
       }
@@ -353,7 +360,7 @@ export class Endpoint {
   closeAll(now: number, errorCode = 0, reason = "endpoint closing"): void {
     for (const conn of this.connections) {
       conn.close(now, errorCode, reason);
-      this.active.add(conn);
+      this.touch(conn);
     }
   }
 }
