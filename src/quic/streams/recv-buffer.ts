@@ -6,6 +6,10 @@
  * so duplicated bytes are never stored or counted twice. Contiguous bytes are handed out in order
  * as views (`subarray`) of the received frames: no copy and no single giant buffer.
  *
+ * Ownership: the bytes given to `insert` may be kept as views, so the caller must not reuse or
+ * modify that memory afterwards (a decrypted packet payload is a fresh buffer, which is fine;
+ * a socket receive buffer recycled for the next datagram is not).
+ *
  * It enforces the final-size rules of §4.5 (FINAL_SIZE_ERROR) and, for CRYPTO, a bound on how far
  * ahead of the read offset data may be buffered (CRYPTO_BUFFER_EXCEEDED, §7.5). Flow-control
  * limits of STREAM frames (FLOW_CONTROL_ERROR, §4.1) are checked by the owner before inserting
@@ -38,6 +42,17 @@ interface Chunk {
  * decrypted datagram per byte of window.
  */
 const COPY_BELOW_FRACTION = 1 / 4;
+
+/**
+ * Fragmentation guard. Every held piece costs an object besides its bytes, so a peer sending
+ * many tiny frames with gaps between them could make us hold far more memory than the window.
+ * When there are more than `max(MIN_CHUNK_LIMIT, buffered / MIN_AVERAGE_CHUNK)` pieces, runs of
+ * adjacent pieces are merged into one copy; if that leaves more than half the limit (that many
+ * real gaps), the peer is abusing us and the connection is closed (INTERNAL_ERROR: a local
+ * resource limit, not a protocol rule; quic-go has a similar gap limit).
+ */
+const MIN_CHUNK_LIMIT = 1024;
+const MIN_AVERAGE_CHUNK = 256;
 
 function retain(piece: Uint8Array): Uint8Array {
   return piece.byteLength < piece.buffer.byteLength * COPY_BELOW_FRACTION ? piece.slice() : piece;
@@ -161,7 +176,43 @@ export class RecvBuffer {
     }
     this.store(start, end, offset, data);
     this.advanceContiguous();
+    this.maybeDefragment();
     return grew;
+  }
+
+  /** Number of pieces held (for tests and diagnostics). */
+  get chunkCount(): number {
+    return this.chunks.length - this.head;
+  }
+
+  private maybeDefragment(): void {
+    const limit = Math.max(MIN_CHUNK_LIMIT, this._buffered / MIN_AVERAGE_CHUNK);
+    if (this.chunks.length - this.head <= limit) return;
+    const merged: Chunk[] = [];
+    let i = this.head;
+    while (i < this.chunks.length) {
+      let j = i + 1;
+      let end = this.chunks[i].offset + this.chunks[i].data.length;
+      while (j < this.chunks.length && this.chunks[j].offset === end) {
+        end += this.chunks[j].data.length;
+        j++;
+      }
+      if (j === i + 1) merged.push(this.chunks[i]);
+      else {
+        const start = this.chunks[i].offset;
+        const buf = new Uint8Array(end - start);
+        for (let k = i; k < j; k++) buf.set(this.chunks[k].data, this.chunks[k].offset - start);
+        merged.push({ offset: start, data: buf });
+      }
+      i = j;
+    }
+    this.chunks = merged;
+    this.head = 0;
+    if (merged.length > limit / 2)
+      throw this.fail(
+        TransportErrorCode.INTERNAL_ERROR,
+        `too many gaps in received data (${merged.length} fragments, ${this._buffered} bytes)`,
+      );
   }
 
   /** Stores the parts of `[start, end)` (bytes of `data`, which begins at `base`) not yet held. */

@@ -7,7 +7,7 @@
  * IDs, applies connection-level flow control, schedules transmission, and produces frames.
  */
 import { MquicttError } from "../../errors.js";
-import { TransportError, TransportErrorCode } from "../errors.js";
+import { TransportError } from "../errors.js";
 import { RecvWindow, SendCredit } from "./flow-control.js";
 import { RecvBuffer } from "./recv-buffer.js";
 import { SendBuffer, type SendChunk } from "./send-buffer.js";
@@ -370,11 +370,6 @@ export class RecvStream {
     this.consumedReported = this.consumedMark;
     return n;
   }
-}
-
-/** Throws STREAM_STATE_ERROR; used for impossible frame/stream combinations. */
-export function streamStateError(reason: string, frameType: number): TransportError {
-  return new TransportError(TransportErrorCode.STREAM_STATE_ERROR, reason, frameType);
 }
 
 /** A stream: its sending and/or receiving part (a unidirectional stream has one). */

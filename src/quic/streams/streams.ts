@@ -472,7 +472,8 @@ export class StreamManager {
   }
 
   /**
-   * A STREAM frame (§19.8). Throws STREAM_STATE_ERROR, STREAM_LIMIT_ERROR, FLOW_CONTROL_ERROR
+   * A STREAM frame (§19.8). `data` may be kept as a view until read: do not reuse its memory.
+   * Throws STREAM_STATE_ERROR, STREAM_LIMIT_ERROR, FLOW_CONTROL_ERROR
    * (stream or connection, §4.1) or FINAL_SIZE_ERROR (§4.5).
    */
   onStreamFrame(id: number, offset: number, data: Uint8Array, fin: boolean): void {

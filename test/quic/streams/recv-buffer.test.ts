@@ -128,6 +128,30 @@ describe("RecvBuffer reassembly (RFC 9000 §2.2)", () => {
   });
 });
 
+describe("RecvBuffer fragmentation guard", () => {
+  it("merges runs of small adjacent pieces instead of holding thousands of objects", () => {
+    const b = new RecvBuffer();
+    const data = bytes(20_000);
+    // A gap at [0,1), then 5000 adjacent 3-byte frames and 200 scattered ones.
+    for (let off = 1; off < 15_001; off += 3) b.insert(off, data.subarray(off, off + 3), false);
+    expect(b.chunkCount).toBeLessThanOrEqual(1024);
+    for (let k = 0; k < 200; k++)
+      b.insert(15_100 + k * 20, data.subarray(15_100 + k * 20, 15_110 + k * 20), false);
+    b.insert(0, data.subarray(0, 1), false);
+    const got = concat(...b.readAll());
+    expect(got.length).toBe(15_001);
+    expect(toHex(got)).toBe(toHex(data.subarray(0, 15_001)));
+  });
+
+  it("closes the connection when a peer creates too many real gaps", () => {
+    const b = new RecvBuffer();
+    const data = bytes(10_000);
+    expect(() => {
+      for (let off = 1; off < 10_000; off += 2) b.insert(off, data.subarray(off, off + 1), false);
+    }).toThrow(/too many gaps/);
+  });
+});
+
 describe("RecvBuffer final size (RFC 9000 §4.5)", () => {
   it("rejects a FIN that changes a known final size", () => {
     const b = new RecvBuffer();
