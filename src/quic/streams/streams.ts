@@ -305,6 +305,11 @@ export class StreamManager {
     return streamIndex(id) < next;
   }
 
+  /** True for a stream that was opened and has since finished and been forgotten. */
+  private isForgotten(id: number): boolean {
+    return !this.streams.has(id) && this.wasOpened(id);
+  }
+
   private requireStream(id: number, what: string): Stream {
     const s = this.streams.get(id);
     if (s === undefined)
@@ -328,6 +333,7 @@ export class StreamManager {
 
   /** Bytes the application may write on stream `id` now (0 when full, finished or reset). */
   writable(id: number): number {
+    if (this.isForgotten(id)) return 0;
     return this.requireSend(id, "writable").writable;
   }
 
@@ -359,6 +365,7 @@ export class StreamManager {
    * reset or fully acknowledged.
    */
   resetStream(id: number, errorCode: number): void {
+    if (this.isForgotten(id)) return; // already finished: nothing to abandon
     const s = this.requireStream(id, "reset");
     const send = this.requireSend(id, "reset");
     if (send.reset(errorCode)) this.afterReset(s);
@@ -377,6 +384,7 @@ export class StreamManager {
    * `errorCode` is queued if useful, and buffered and future data are discarded.
    */
   stopSending(id: number, errorCode: number): void {
+    if (this.isForgotten(id)) return; // already finished: nothing to stop
     const s = this.requireStream(id, "stopSending");
     const recv = this.requireRecv(id, "stopSending");
     if (recv.stopSending(errorCode)) this.pendingStopSending.add(id);
@@ -389,8 +397,8 @@ export class StreamManager {
   /**
    * Reads up to `maxBytes` from stream `id` (a view, no copy). `fin` marks the last read of the
    * stream; the end may come as an empty chunk with `fin`. Returns undefined when nothing is
-   * ready (a "readable" event will follow) or the stream was reset. `now` (ms) drives the
-   * flow-control window auto-tuning.
+   * ready (a "readable" event will follow), the stream was reset, or it has finished and been
+   * forgotten. `now` (ms) drives the flow-control window auto-tuning.
    */
   read(
     id: number,
@@ -398,7 +406,7 @@ export class StreamManager {
     maxBytes = Number.POSITIVE_INFINITY,
   ): { data: Uint8Array; fin: boolean } | undefined {
     this.lastNow = now;
-    if (!this.streams.has(id) && this.wasOpened(id)) return undefined; // finished and forgotten
+    if (this.isForgotten(id)) return undefined; // finished and forgotten
     const s = this.requireStream(id, "read");
     const recv = this.requireRecv(id, "read");
     const windowBefore = recv.window.window;

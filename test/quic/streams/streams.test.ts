@@ -113,6 +113,13 @@ describe("StreamManager: data transfer and states (RFC 9000 §3)", () => {
     expect(s.read(2, 0)).toBeUndefined();
     expect(s.streamCount).toBe(0);
     expect(c.streamCount).toBe(0);
+    // A forgotten stream: reading/stopping/resetting are harmless, writing is an error.
+    s.stopSending(2, 1);
+    c.resetStream(2, 1);
+    expect(c.writable(2)).toBe(0);
+    expect(() => c.write(2, bytes(1))).toThrow(/closed or unknown/);
+    expect(buildPacket(c)).toEqual([]);
+    expect(buildPacket(s)).toEqual([{ type: "max_streams", bidi: false, limit: 11 }]); // the stream's credit back
   });
 
   it("rejects application misuse with stable codes", () => {
