@@ -99,10 +99,11 @@ export interface ClientTestingHooks {
   /** Fixed private keys for the key shares, per group. */
   readonly keySharePrivateKeys?: Partial<Record<NamedGroup, Uint8Array>>;
   /**
-   * Rewrites the ClientHello extension list (given the one we would send, key shares included).
-   * Responses are checked against what is actually sent.
+   * Rewrites the extension list of the first (`attempt` 1) or the post-HelloRetryRequest
+   * (`attempt` 2) ClientHello, given the one we would send, key shares included. Responses are
+   * checked against what is actually sent.
    */
-  readonly clientHelloExtensions?: (defaults: Extension[]) => Extension[];
+  readonly clientHelloExtensions?: (defaults: Extension[], attempt: 1 | 2) => Extension[];
 }
 
 /** Client configuration. */
@@ -217,7 +218,7 @@ export class TlsClient extends HandshakeCore {
       if (random.length !== 32) throw new RangeError("ClientHello random must be 32 bytes");
       let extensions = this.defaultExtensions();
       if (this.config.testing?.clientHelloExtensions)
-        extensions = this.config.testing.clientHelloExtensions(extensions);
+        extensions = this.config.testing.clientHelloExtensions(extensions, 1);
       this.clientHello = {
         type: "client_hello",
         legacyVersion: ProtocolVersion.TLS_1_2,
@@ -422,7 +423,8 @@ export class TlsClient extends HandshakeCore {
       else extensions.push(e);
     }
     if (cookie) extensions.push(cookie);
-    this.clientHello = { ...ch1, extensions };
+    const hook = this.config.testing?.clientHelloExtensions;
+    this.clientHello = { ...ch1, extensions: hook ? hook(extensions, 2) : extensions };
     this.transcript.update(this.send("initial", this.clientHello));
   }
 

@@ -23,8 +23,9 @@ import {
   parseHandshake,
   serializeHandshake,
 } from "../../src/tls/messages.js";
-import { fromHex, toHex } from "../../src/util/bytes.js";
+import { concat, fromHex, toHex } from "../../src/util/bytes.js";
 import { PROVIDERS } from "./providers.js";
+import hrrVectors from "./vectors/rfc8448-hello-retry-request.json" with { type: "json" };
 import vectors from "./vectors/rfc8448-simple-1rtt.json" with { type: "json" };
 
 const v = (name: keyof typeof vectors): Uint8Array => fromHex(vectors[name]);
@@ -336,4 +337,100 @@ describe.each(PROVIDERS)("RFC 8448 §3 client state machine (%s)", (_name, provi
       expect(() => client.receive("handshake", new Uint8Array([0]), 0)).toThrow(caught as TlsAlert);
     });
   }
+});
+
+describe.each(PROVIDERS)("RFC 8448 §5 HelloRetryRequest (%s)", (_name, provider) => {
+  const h = (name: keyof typeof hrrVectors): Uint8Array => fromHex(hrrVectors[name]);
+  const ch1 = parseHandshake(h("clientHello1")) as ClientHello;
+  const ch2 = parseHandshake(h("clientHello2")) as ClientHello;
+
+  it("parses and re-serializes ClientHello1, the HelloRetryRequest, ClientHello2 and the ServerHello", () => {
+    for (const name of [
+      "clientHello1",
+      "helloRetryRequest",
+      "clientHello2",
+      "serverHello",
+      "encryptedExtensions",
+      "certificate",
+      "certificateVerify",
+      "serverFinished",
+      "clientFinished",
+    ] as const) {
+      expect(toHex(serializeHandshake(parseHandshake(h(name)))), name).toBe(hrrVectors[name]);
+    }
+    const hrr = parseHandshake(h("helloRetryRequest"));
+    expect(hrr.type).toBe("hello_retry_request");
+    if (hrr.type !== "hello_retry_request") return;
+    expect(findExtension(hrr.extensions, "key_share_hrr")?.selectedGroup).toBe(0x0017);
+    expect(findExtension(hrr.extensions, "cookie")?.cookie.length).toBe(114);
+  });
+
+  it("applies the message_hash rule (RFC 8446 §4.4.1) and derives the published secrets from P-256", () => {
+    const client = provider.keyShareFromPrivate("secp256r1", h("clientPrivateKeyP256"));
+    const server = provider.keyShareFromPrivate("secp256r1", h("serverPrivateKeyP256"));
+    expect(toHex(client.publicKey)).toBe(hrrVectors.clientPublicKeyP256);
+    expect(toHex(server.sharedSecret(client.publicKey))).toBe(hrrVectors.sharedSecret);
+    const t = new Transcript(provider);
+    t.update(h("clientHello1"));
+    t.setHash("sha256");
+    t.replaceWithMessageHash();
+    t.update(h("helloRetryRequest"));
+    t.update(h("clientHello2"));
+    t.update(h("serverHello"));
+    expect(toHex(t.digest())).toBe(hrrVectors.helloHash);
+    // The rule spelled out: message_hash || 00 00 20 || Hash(ClientHello1).
+    const manual = provider.hash(
+      "sha256",
+      concat(
+        fromHex("fe000020"),
+        provider.hash("sha256", h("clientHello1")),
+        h("helloRetryRequest"),
+        h("clientHello2"),
+        h("serverHello"),
+      ),
+    );
+    expect(toHex(manual)).toBe(hrrVectors.helloHash);
+    const ks = new KeySchedule(provider, "sha256");
+    expect(toHex(ks.deriveHandshakeSecret(h("sharedSecret")))).toBe(hrrVectors.handshakeSecret);
+    expect(toHex(ks.clientHandshakeTrafficSecret(t.digest()))).toBe(hrrVectors.clientHandshakeTrafficSecret);
+    expect(toHex(ks.serverHandshakeTrafficSecret(t.digest()))).toBe(hrrVectors.serverHandshakeTrafficSecret);
+    expect(toHex(ks.deriveMasterSecret())).toBe(hrrVectors.masterSecret);
+  });
+
+  it("drives the client through the HelloRetryRequest to the published ClientHello2 and client Finished", () => {
+    const client = new TlsClient({
+      provider,
+      rng: new SeededRng(5),
+      quic: false,
+      alpn: [],
+      serverName: "server",
+      verifier: "insecure-skip-verification",
+      cipherSuites: ["TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_256_GCM_SHA384"],
+      groups: ["x25519", "secp256r1"],
+      keyShareGroups: ["x25519"],
+      testing: {
+        random: ch1.random,
+        keySharePrivateKeys: { x25519: h("clientPrivateKeyX25519"), secp256r1: h("clientPrivateKeyP256") },
+        // The RFC's lists, with the key share and cookie the client produced itself.
+        clientHelloExtensions: (defaults, attempt) =>
+          (attempt === 1 ? ch1 : ch2).extensions.map((e) =>
+            e.type === "key_share" || e.type === "cookie" ? defaults.find((d) => d.type === e.type)! : e,
+          ),
+      },
+    });
+    client.start(0);
+    expect(toHex(client.pollOutput()!.data)).toBe(hrrVectors.clientHello1);
+    client.receive("initial", h("helloRetryRequest"), 0);
+    expect(toHex(client.pollOutput()!.data)).toBe(hrrVectors.clientHello2);
+    client.receive("initial", h("serverHello"), 0);
+    client.receive("handshake", h("serverFlight"), 0);
+    expect(toHex(client.pollOutput()!.data)).toBe(hrrVectors.clientFinished);
+    const secrets = new Map<string, string>();
+    for (let e = client.pollEvent(); e; e = client.pollEvent()) {
+      if (e.type === "secret") secrets.set(`${e.level}/${e.direction}`, toHex(e.secret));
+    }
+    expect(secrets.get("handshake/write")).toBe(hrrVectors.clientHandshakeTrafficSecret);
+    expect(secrets.get("application/read")).toBe(hrrVectors.serverApplicationTrafficSecret);
+    expect(secrets.get("application/write")).toBe(hrrVectors.clientApplicationTrafficSecret);
+  });
 });
