@@ -2,7 +2,9 @@ import { describe, expect, it } from "vitest";
 import { MquicttError } from "../../../src/errors.js";
 import { type TransportError, TransportErrorCode } from "../../../src/quic/errors.js";
 import {
+  type StreamControlFrame,
   type StreamEvent,
+  type StreamFrameOut,
   StreamManager,
   type StreamManagerOptions,
   type StreamTransportLimits,
@@ -551,5 +553,84 @@ describe("StreamManager: scheduling and cleanup", () => {
       expect(s.peerStreamLimit(false)).toBe(4 + 15);
     }
     expect(Math.max(...rounds)).toBeLessThan(1000);
+  });
+});
+
+describe("StreamManager: reordering and duplication (seeded)", () => {
+  it("survives reordered, duplicated and lost packets in both directions", () => {
+    type InFlight = { frames: Array<StreamControlFrame | StreamFrameOut>; settled: boolean };
+    for (const seed of [11, 12, 13, 14]) {
+      const rand = rng(seed);
+      const { c, s } = pair(
+        {},
+        { initialMaxStreamsUni: 3, initialMaxData: 20_000 },
+        { sendBufferSize: 5000 },
+      );
+      const queues = new Map<StreamManager, InFlight[]>([
+        [c, []],
+        [s, []],
+      ]);
+      const peer = (m: StreamManager) => (m === c ? s : c);
+      const tokensOf = (frames: InFlight["frames"]) =>
+        frames.map((f) =>
+          f.type === "stream"
+            ? {
+                kind: "stream" as const,
+                streamId: f.streamId,
+                offset: f.offset,
+                length: f.data.length,
+                fin: f.fin,
+              }
+            : { kind: "ctrl" as const, frame: f },
+        );
+      const payloads = new Map<number, Uint8Array>();
+      const got = new Map<number, Uint8Array[]>();
+      const done = new Set<number>();
+      let next = 0;
+      for (let round = 0; round < 20_000 && done.size < 12; round++) {
+        if (next < 12) {
+          const id = c.openStream(false);
+          if (id !== undefined) {
+            const data = bytes(Math.floor(rand() * 4000), next++);
+            payloads.set(id, data);
+            expect(c.write(id, data)).toBe(data.length);
+            c.finish(id);
+          }
+        }
+        for (const m of [c, s]) {
+          const frames = buildPacket(m, 900);
+          if (frames.length > 0) queues.get(m)!.push({ frames, settled: false });
+          const q = queues.get(m)!;
+          // Deliver a random packet from the queue (reordering); sometimes drop or duplicate.
+          if (q.length > 0 && rand() < 0.7) {
+            const i = Math.floor(rand() * q.length);
+            const p = q[i];
+            const r = rand();
+            if (r < 0.15) {
+              q.splice(i, 1);
+              if (!p.settled) settle(m, tokensOf(p.frames), false);
+            } else {
+              for (const f of p.frames) deliver(peer(m), f);
+              if (!p.settled) settle(m, tokensOf(p.frames), true);
+              p.settled = true;
+              if (r > 0.3) q.splice(i, 1); // else it stays queued: a later duplicate
+            }
+          }
+        }
+        for (const e of events(s)) {
+          if (e.type !== "readable") continue;
+          for (let r = s.read(e.streamId, round); r; r = s.read(e.streamId, round)) {
+            const list = got.get(e.streamId) ?? [];
+            list.push(r.data);
+            got.set(e.streamId, list);
+            if (r.fin) done.add(e.streamId);
+          }
+        }
+        events(c);
+      }
+      expect(done.size).toBe(12);
+      for (const [id, data] of payloads) expect(toHex(concat(...(got.get(id) ?? [])))).toBe(toHex(data));
+      expect(s.streamCount).toBe(0);
+    }
   });
 });
