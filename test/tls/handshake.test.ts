@@ -6,12 +6,18 @@ import { describe, expect, it } from "vitest";
 import type { NamedGroup } from "../../src/crypto/provider.js";
 import type { CertKeyType } from "../../src/tls/certgen.js";
 import type { TlsEvent } from "../../src/tls/handshake-common.js";
-import { type HandshakeMessage, HandshakeReassembler, parseHandshakeBody } from "../../src/tls/messages.js";
+import {
+  type HandshakeMessage,
+  HandshakeReassembler,
+  parseHandshake,
+  parseHandshakeBody,
+} from "../../src/tls/messages.js";
 import { CIPHER_SUITES, type CipherSuiteName, signatureSchemeByCode } from "../../src/tls/suites.js";
 import { TicketKeys } from "../../src/tls/ticket.js";
-import { toHex } from "../../src/util/bytes.js";
+import { fromHex, toHex } from "../../src/util/bytes.js";
 import { makePair, NOW, runHandshake, secretsOf } from "./helpers.js";
 import { PROVIDERS } from "./providers.js";
+import rfc8448 from "./vectors/rfc8448-simple-1rtt.json" with { type: "json" };
 
 const SUITES = Object.keys(CIPHER_SUITES) as CipherSuiteName[];
 const GROUPS: NamedGroup[] = ["x25519", "secp256r1"];
@@ -205,5 +211,34 @@ describe.each(PROVIDERS)("TLS 1.3 handshake over QUIC (%s)", (_name, provider) =
     const run = runHandshake(client, server);
     expect(run.serverSent.map((o) => o.level)).toEqual(["initial", "handshake"]);
     expect(client.handshakeComplete).toBe(true);
+  });
+
+  it("signs with rsa_pss_rsae_sha256 when the server has an RSA key (RFC 8448 §2 key and certificate)", () => {
+    const k = rfc8448.serverRsaKey;
+    const privateKey = {
+      kind: "rsa" as const,
+      n: fromHex(k.n),
+      e: fromHex(k.e),
+      d: fromHex(k.d),
+      p: fromHex(k.p),
+      q: fromHex(k.q),
+      dp: fromHex(k.dp),
+      dq: fromHex(k.dq),
+      qi: fromHex(k.qi),
+    };
+    const cert = parseHandshake(fromHex(rfc8448.certificate));
+    if (cert.type !== "certificate") throw new Error("bad fixture");
+    const { client, server } = makePair(provider, {
+      client: { verifier: "insecure-skip-verification" },
+      server: { certificateChain: [cert.entries[0].data], privateKey },
+    });
+    const run = runHandshake(client, server);
+    expect(client.handshakeComplete && server.handshakeComplete).toBe(true);
+    const msgs = new HandshakeReassembler();
+    msgs.push(run.serverSent[1].data);
+    const all: HandshakeMessage[] = [];
+    for (let m = msgs.next(); m; m = msgs.next()) all.push(parseHandshakeBody(m.msgType, m.body));
+    const cv = all.find((m) => m.type === "certificate_verify");
+    expect(cv?.type === "certificate_verify" && cv.algorithm).toBe(0x0804);
   });
 });

@@ -28,7 +28,11 @@ import { PROVIDERS } from "./providers.js";
 import hrrVectors from "./vectors/rfc8448-hello-retry-request.json" with { type: "json" };
 import vectors from "./vectors/rfc8448-simple-1rtt.json" with { type: "json" };
 
-const v = (name: keyof typeof vectors): Uint8Array => fromHex(vectors[name]);
+/** The names of the hex-string vectors (not the structured RSA key). */
+type HexName = {
+  [K in keyof typeof vectors]: (typeof vectors)[K] extends string ? K : never;
+}[keyof typeof vectors];
+const v = (name: HexName): Uint8Array => fromHex(vectors[name]);
 
 /** Flips one bit of one byte, to prove a check depends on every byte. */
 function flip(b: Uint8Array, at = b.length - 1): Uint8Array {
@@ -97,7 +101,7 @@ describe("RFC 8448 §3 message codecs", () => {
 });
 
 describe.each(PROVIDERS)("RFC 8448 §3 key schedule (%s)", (_name, provider) => {
-  const transcriptUpTo = (...names: (keyof typeof vectors)[]): Uint8Array => {
+  const transcriptUpTo = (...names: HexName[]): Uint8Array => {
     const t = new Transcript(provider, "sha256");
     for (const n of names) t.update(v(n));
     return t.digest();
