@@ -210,8 +210,8 @@ export class TlsClient extends HandshakeCore {
 
   /** Sends the first ClientHello at the initial level. */
   start(now: number): void {
+    if (this.state !== "start") throw new Error("TlsClient.start() called twice");
     this.guard(now, () => {
-      if (this.state !== "start") throw new Error("TlsClient.start() called twice");
       const shareGroups = this.config.keyShareGroups ?? [this.groups[0]];
       for (const g of shareGroups) this.keyShares.set(NamedGroupCode[g], this.makeKeyShare(g));
       const random = this.config.testing?.random ?? this.config.rng.fill(new Uint8Array(32));

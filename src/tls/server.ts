@@ -232,6 +232,15 @@ export class TlsServer extends HandshakeCore {
     if (this.quic && ch.legacySessionId.length !== 0) {
       throw alert("illegal_parameter", "a QUIC client must not use a legacy_session_id (RFC 9001 §8.4)");
     }
+    if (
+      findExtension(ch.extensions, "pre_shared_key") &&
+      !findExtension(ch.extensions, "psk_key_exchange_modes")
+    ) {
+      throw alert(
+        "missing_extension",
+        "pre_shared_key offered without psk_key_exchange_modes (RFC 8446 §4.2.9)",
+      );
+    }
     const suite = this.suites.find((s) => ch.cipherSuites.includes(s.code));
     if (!suite) throw alert("handshake_failure", "no cipher suite in common with the client");
 
@@ -514,9 +523,9 @@ export class TlsServer extends HandshakeCore {
    * when tickets are disabled. Only after the handshake is complete.
    */
   sendSessionTicket(now: number): boolean {
+    if (this.state !== "connected") throw new Error("sendSessionTicket() before the handshake completed");
     let sent = false;
     this.guard(now, () => {
-      if (this.state !== "connected") throw new Error("sendSessionTicket() before the handshake completed");
       sent = this.issueTicket();
     });
     return sent;

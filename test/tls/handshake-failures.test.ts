@@ -294,6 +294,43 @@ describe.each(PROVIDERS)("handshake failures (%s)", (_name, provider) => {
       expectAlert(() => runHandshake(client, server), "protocol_version");
     });
 
+    it("pre_shared_key without psk_key_exchange_modes -> missing_extension (RFC 8446 §4.2.9)", () => {
+      const { client, server } = makePair(provider, {
+        client: {
+          testing: {
+            clientHelloExtensions: (exts) => [
+              ...withoutExt(ExtensionType.psk_key_exchange_modes)(exts),
+              {
+                type: "pre_shared_key",
+                identities: [{ identity: new Uint8Array([1]), obfuscatedTicketAge: 0 }],
+                binders: [new Uint8Array(32)],
+              },
+            ],
+          },
+        },
+      });
+      expectAlert(() => runHandshake(client, server), "missing_extension");
+    });
+
+    it("a ClientHello offering a PSK still gets a full handshake (resumption is not implemented yet)", () => {
+      const { client, server } = makePair(provider, {
+        client: {
+          testing: {
+            clientHelloExtensions: (exts) => [
+              ...exts,
+              {
+                type: "pre_shared_key",
+                identities: [{ identity: new Uint8Array([1]), obfuscatedTicketAge: 0 }],
+                binders: [new Uint8Array(32)],
+              },
+            ],
+          },
+        },
+      });
+      runHandshake(client, server);
+      expect(client.handshakeComplete && server.handshakeComplete).toBe(true);
+    });
+
     it("ClientHello offering only TLS 1.2 -> protocol_version", () => {
       const { client, server } = makePair(provider, {
         client: {
