@@ -47,6 +47,8 @@ export interface InteropArgs {
   ca?: string;
   requests: string[];
   crypto?: string;
+  /** Server: after the first response is delivered, close the connection with this application code. */
+  closeCode?: number;
 }
 
 const ALPN = ["hq-interop"];
@@ -97,18 +99,35 @@ export async function interopServer(
   });
   ep.on("connection", (conn: QuicConnection) => {
     conn.on("stream", (s: QuicStream) => {
-      void serveRequest(www, s).catch(() => s.reset(2));
+      void serveRequest(www, s).then(
+        async () => {
+          if (args.closeCode === undefined) return;
+          await delivered(conn, s.id);
+          await conn.close(args.closeCode, "bye");
+        },
+        () => s.reset(2),
+      );
     });
   });
   log(`listening on ${args.host}:${ep.address().port}`);
   return ep;
 }
 
+/** Resolves once every byte we sent on `streamId` was acknowledged (or the stream is gone). */
+async function delivered(conn: QuicConnection, streamId: number): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    const send = conn.core.streams.getStream(streamId)?.send;
+    if (!send || send.state === "data_recvd") return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** Reads `GET /path\r\n` and answers with the file (or resets the stream). */
 async function serveRequest(www: string, s: QuicStream): Promise<void> {
+  // Read the request without destroying the stream at its end (a `for await` would).
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const c of s) {
+  for await (const c of s.iterator({ destroyOnReturn: false })) {
     chunks.push(c as Buffer);
     total += (c as Buffer).length;
     if (total > 4096) {
@@ -229,5 +248,6 @@ export function parseInteropArgs(
     ca: flag("--ca"),
     requests: (env.REQUESTS ?? "").split(/\s+/).filter(Boolean).concat(positional),
     crypto: flag("--crypto"),
+    closeCode: flag("--close-code") === undefined ? undefined : Number(flag("--close-code")),
   };
 }

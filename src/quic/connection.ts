@@ -48,8 +48,10 @@ import {
 import {
   encodePacketNumberLength,
   type LongHeader,
+  longHeaderLength,
   type ProtectedHeader,
   type RetryHeader,
+  shortHeaderLength,
   splitCoalesced,
   type VersionNegotiationHeader,
   writeLongHeader,
@@ -1273,15 +1275,18 @@ export class Connection {
     const dcid = this.peerCids.current.cid;
     const isLong = space.id !== PnSpace.ApplicationData;
     const token = space.id === PnSpace.Initial && this.role === "client" ? this.retryToken : undefined;
-    // Header bytes: long = 1+4+1+dcid+1+scid+[token]+2(Length)+pn; short = 1+dcid+pn.
+    const longType = space.id === PnSpace.Initial ? "initial" : "handshake";
     const headerLen = isLong
-      ? 7 +
-        dcid.length +
-        this.initialScid.length +
-        (token ? varintSize(token.length) + token.length : 0) +
-        2 +
-        pnLength
-      : 1 + dcid.length + pnLength;
+      ? longHeaderLength({
+          type: longType,
+          version: this.version,
+          dcid,
+          scid: this.initialScid,
+          token,
+          packetNumber: pn,
+          pnLength,
+        })
+      : shortHeaderLength({ dcid, packetNumber: pn, pnLength, keyPhase: this.keyPhase });
     const maxPayload = limit - at - headerLen - AEAD_TAG_LENGTH;
     if (maxPayload < 24) return undefined;
 
@@ -1353,7 +1358,7 @@ export class Connection {
 
     const layout = isLong
       ? writeLongHeader(buf, at, {
-          type: space.id === PnSpace.Initial ? "initial" : "handshake",
+          type: longType,
           version: this.version,
           dcid,
           scid: this.initialScid,
@@ -1543,8 +1548,24 @@ export class Connection {
       encodeFrame(w, frame);
       const payload = w.finish().slice();
       const pnLength = 4;
-      const pn = space.nextPn++;
+      const pn = space.nextPn;
       const dcid = this.peerCids.current.cid;
+      const closeToken = id === PnSpace.Initial && this.role === "client" ? this.retryToken : undefined;
+      const headerLen =
+        id === PnSpace.ApplicationData
+          ? shortHeaderLength({ dcid, packetNumber: pn, pnLength, keyPhase: this.keyPhase })
+          : longHeaderLength({
+              type: id === PnSpace.Initial ? "initial" : "handshake",
+              version: this.version,
+              dcid,
+              scid: this.initialScid,
+              token: closeToken,
+              packetNumber: pn,
+              pnLength,
+            });
+      if (at + headerLen + Math.max(payload.length, minPayloadLength(pnLength)) + AEAD_TAG_LENGTH > size)
+        break;
+      space.nextPn++;
       const layout =
         id === PnSpace.ApplicationData
           ? writeShortHeader(buf, at, { dcid, packetNumber: pn, pnLength, keyPhase: this.keyPhase })
@@ -1696,9 +1717,6 @@ function ackDue(space: Space, now: number): boolean {
   return d !== undefined && d <= now;
 }
 
-function varintSize(v: number): number {
-  return v < 0x40 ? 1 : v < 0x4000 ? 2 : v < 0x40000000 ? 4 : 8;
-}
 
 /** The frame for a stream manager control frame (field names differ slightly). */
 function controlToFrame(c: StreamControlFrame): Frame {

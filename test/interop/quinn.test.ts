@@ -1,0 +1,355 @@
+/**
+ * Interop with quinn (Rust), both directions, over real UDP sockets on loopback:
+ * quinn client -> mquictt server, and mquictt client -> quinn server, on the hq-interop
+ * contract. Certificates are verified for real against a test CA.
+ */
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type InteropArgs, interopClient, interopServer } from "../../src/cli/interop.js";
+import { nodeProvider } from "../../src/crypto/node.js";
+import { SeededRng } from "../../src/crypto/random.js";
+import type { QuicEndpoint as QE } from "../../src/net/quic.js";
+import { QuicEndpoint } from "../../src/net/quic.js";
+import { generateTestCA, issueLeaf } from "../../src/tls/certgen.js";
+import { quinnPeerBinary, runQuinnClient, startQuinnServer } from "./quinn-peer.js";
+import { UdpRelay } from "./udp-relay.js";
+
+const dir = mkdtempSync(join(tmpdir(), "mquictt-interop-"));
+const www = join(dir, "www");
+const files: Record<string, string> = {};
+
+function sha(b: Uint8Array): string {
+  return createHash("sha256").update(b).digest("hex");
+}
+
+function makeFile(name: string, size: number, seed: number): void {
+  const data = new SeededRng(seed).fill(new Uint8Array(size));
+  writeFileSync(join(www, name), data);
+  files[name] = sha(data);
+}
+
+let caPem = "";
+let certPem = "";
+let keyPem = "";
+
+beforeAll(() => {
+  quinnPeerBinary();
+  mkdirSync(www, { recursive: true });
+  makeFile("1k", 1024, 1);
+  makeFile("1m", 1 << 20, 2);
+  makeFile("5m", 5 << 20, 3);
+  makeFile("10m", 10 << 20, 4);
+  for (let i = 0; i < 100; i++) makeFile(`f${i}`, 1000 + i * 37, 100 + i);
+  const rng = new SeededRng(77);
+  const now = Date.now();
+  const ca = generateTestCA({ provider: nodeProvider, rng, now, commonName: "interop test CA" });
+  const leaf = issueLeaf(ca, {
+    provider: nodeProvider,
+    rng,
+    now,
+    commonName: "localhost",
+    dns: ["localhost"],
+    ips: ["127.0.0.1"],
+  });
+  caPem = join(dir, "ca.pem");
+  certPem = join(dir, "cert.pem");
+  keyPem = join(dir, "key.pem");
+  writeFileSync(caPem, ca.pem);
+  writeFileSync(certPem, leaf.pem);
+  writeFileSync(keyPem, leaf.keyPem);
+}, 20 * 60_000);
+
+afterAll(() => {
+  // temp files are left for debugging failed runs; the OS cleans tmp
+});
+
+let dlCounter = 0;
+function downloadsDir(): string {
+  const d = join(dir, `dl${dlCounter++}`);
+  mkdirSync(d, { recursive: true });
+  return d;
+}
+
+function checkDownloads(d: string, names: string[]): void {
+  expect(readdirSync(d).sort()).toEqual([...names].sort());
+  for (const n of names) expect(sha(readFileSync(join(d, n))), n).toBe(files[n]);
+}
+
+function baseArgs(role: "server" | "client", testcase: string): InteropArgs {
+  return {
+    role,
+    testcase,
+    www,
+    downloads: "",
+    cert: certPem,
+    key: keyPem,
+    port: 0,
+    host: "127.0.0.1",
+    insecure: false,
+    ca: caPem,
+    requests: [],
+  };
+}
+
+const cases: {
+  name: string;
+  testcase: string;
+  files: string[];
+  quinnArgs?: string[];
+  lossy?: { loss?: number; handshakeLoss?: number };
+}[] = [
+  { name: "handshake", testcase: "handshake", files: ["1k"] },
+  { name: "transfer", testcase: "transfer", files: ["1k", "1m", "10m"] },
+  {
+    name: "multiplexing (100 files concurrently)",
+    testcase: "transfer",
+    files: Array.from({ length: 100 }, (_, i) => `f${i}`),
+  },
+  { name: "chacha20", testcase: "chacha20", files: ["1k", "1m"], quinnArgs: ["--chacha20"] },
+  {
+    name: "transferloss (5% loss + reordering)",
+    testcase: "transferloss",
+    files: ["5m"],
+    lossy: { loss: 0.05 },
+  },
+];
+
+describe("mquictt client -> quinn server", () => {
+  for (const c of cases) {
+    it(c.name, async () => {
+      const server = await startQuinnServer([
+        "--www",
+        www,
+        "--cert",
+        certPem,
+        "--key",
+        keyPem,
+        ...(c.quinnArgs ?? []),
+      ]);
+      const relay = c.lossy
+        ? await UdpRelay.start({
+            serverPort: server.port,
+            ...c.lossy,
+            reorder: 0.02,
+            reorderDelay: 3,
+            seed: 5,
+          })
+        : undefined;
+      try {
+        const d = downloadsDir();
+        const port = relay?.port ?? server.port;
+        await interopClient({
+          ...baseArgs("client", c.testcase),
+          downloads: d,
+          requests: c.files.map((f) => `https://127.0.0.1:${port}/${f}`),
+        });
+        checkDownloads(d, c.files);
+      } finally {
+        relay?.close();
+        await server.stop();
+      }
+    }, 120_000);
+  }
+
+  it("multiconnect (20 connections in sequence)", async () => {
+    const server = await startQuinnServer(["--www", www, "--cert", certPem, "--key", keyPem]);
+    try {
+      const d = downloadsDir();
+      const names = Array.from({ length: 20 }, (_, i) => `f${i}`);
+      await interopClient({
+        ...baseArgs("client", "multiconnect"),
+        downloads: d,
+        requests: names.map((f) => `https://127.0.0.1:${server.port}/${f}`),
+      });
+      checkDownloads(d, names);
+    } finally {
+      await server.stop();
+    }
+  }, 120_000);
+
+  it("handshakeloss (30% of handshake packets dropped), 10 connections", async () => {
+    const server = await startQuinnServer(["--www", www, "--cert", certPem, "--key", keyPem]);
+    const relay = await UdpRelay.start({ serverPort: server.port, handshakeLoss: 0.3, seed: 9 });
+    try {
+      const d = downloadsDir();
+      const names = Array.from({ length: 10 }, (_, i) => `f${i}`);
+      await interopClient({
+        ...baseArgs("client", "multiconnect"),
+        downloads: d,
+        requests: names.map((f) => `https://127.0.0.1:${relay.port}/${f}`),
+      });
+      checkDownloads(d, names);
+      expect(relay.stats.dropped).toBeGreaterThan(0);
+    } finally {
+      relay.close();
+      await server.stop();
+    }
+  }, 180_000);
+
+  it("observes the application close code of the quinn server", async () => {
+    const server = await startQuinnServer([
+      "--www",
+      www,
+      "--cert",
+      certPem,
+      "--key",
+      keyPem,
+      "--close-code",
+      "42",
+    ]);
+    const ep = await QuicEndpoint.open({ host: "127.0.0.1" });
+    try {
+      const conn = await ep.connect("127.0.0.1", server.port, {
+        alpn: ["hq-interop"],
+        ca: readFileSync(caPem, "utf8"),
+        serverName: "localhost",
+      });
+      const s = await conn.openStream();
+      s.end("GET /1k\r\n");
+      const parts: Buffer[] = [];
+      for await (const chunk of s) parts.push(chunk as Buffer);
+      expect(sha(Buffer.concat(parts))).toBe(files["1k"]);
+      const info = await conn.closed();
+      expect(info).toMatchObject({ errorCode: 42, application: true, initiator: "remote", reason: "bye" });
+    } finally {
+      await ep.close();
+      await server.stop();
+    }
+  }, 60_000);
+
+  it("refuses a server whose certificate does not match the name", async () => {
+    const server = await startQuinnServer(["--www", www, "--cert", certPem, "--key", keyPem]);
+    const ep = await QuicEndpoint.open({ host: "127.0.0.1" });
+    try {
+      await expect(
+        ep.connect("127.0.0.1", server.port, {
+          alpn: ["hq-interop"],
+          ca: readFileSync(caPem, "utf8"),
+          serverName: "broker.example",
+        }),
+      ).rejects.toThrow(/broker\.example/);
+    } finally {
+      await ep.close();
+      await server.stop();
+    }
+  }, 60_000);
+});
+
+describe("quinn client -> mquictt server", () => {
+  let server: QE | undefined;
+  async function start(testcase: string, extra: Partial<InteropArgs> = {}): Promise<number> {
+    server = await interopServer({ ...baseArgs("server", testcase), ...extra }, () => {});
+    return server.address().port;
+  }
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  for (const c of cases) {
+    it(c.name, async () => {
+      const port = await start(c.testcase);
+      const relay = c.lossy
+        ? await UdpRelay.start({ serverPort: port, ...c.lossy, reorder: 0.02, reorderDelay: 3, seed: 6 })
+        : undefined;
+      try {
+        const d = downloadsDir();
+        const r = await runQuinnClient([
+          "--downloads",
+          d,
+          "--ca",
+          caPem,
+          "--server-name",
+          "localhost",
+          ...(c.quinnArgs ?? []),
+          ...c.files.map((f) => `https://127.0.0.1:${relay?.port ?? port}/${f}`),
+        ]);
+        expect(r.code, r.stderr).toBe(0);
+        checkDownloads(d, c.files);
+      } finally {
+        relay?.close();
+        await server?.close();
+        server = undefined;
+      }
+    }, 120_000);
+  }
+
+  it("multiconnect (20 connections in sequence)", async () => {
+    const port = await start("multiconnect");
+    try {
+      const d = downloadsDir();
+      const names = Array.from({ length: 20 }, (_, i) => `f${i}`);
+      const r = await runQuinnClient([
+        "--downloads",
+        d,
+        "--ca",
+        caPem,
+        "--server-name",
+        "localhost",
+        "--connection-per-request",
+        "--sequential",
+        ...names.map((f) => `https://127.0.0.1:${port}/${f}`),
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      checkDownloads(d, names);
+    } finally {
+      await server?.close();
+      server = undefined;
+    }
+  }, 120_000);
+
+  it("handshakeloss (30% of handshake packets dropped), 10 connections", async () => {
+    const port = await start("handshakeloss");
+    const relay = await UdpRelay.start({ serverPort: port, handshakeLoss: 0.3, seed: 11 });
+    try {
+      const d = downloadsDir();
+      const names = Array.from({ length: 10 }, (_, i) => `f${i}`);
+      const r = await runQuinnClient(
+        [
+          "--downloads",
+          d,
+          "--ca",
+          caPem,
+          "--server-name",
+          "localhost",
+          "--connection-per-request",
+          "--sequential",
+          ...names.map((f) => `https://127.0.0.1:${relay.port}/${f}`),
+        ],
+        170_000,
+      );
+      expect(r.code, r.stderr).toBe(0);
+      checkDownloads(d, names);
+      expect(relay.stats.dropped).toBeGreaterThan(0);
+    } finally {
+      relay.close();
+      await server?.close();
+      server = undefined;
+    }
+  }, 180_000);
+
+  it("quinn observes our application close code", async () => {
+    const port = await start("transfer", { closeCode: 7 });
+    try {
+      const d = downloadsDir();
+      const r = await runQuinnClient([
+        "--downloads",
+        d,
+        "--ca",
+        caPem,
+        "--server-name",
+        "localhost",
+        "--wait-for-close",
+        `https://127.0.0.1:${port}/1k`,
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/closed by peer: code=7/);
+      checkDownloads(d, ["1k"]);
+    } finally {
+      await server?.close();
+      server = undefined;
+    }
+  }, 60_000);
+});
