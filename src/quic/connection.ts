@@ -1717,7 +1717,6 @@ function ackDue(space: Space, now: number): boolean {
   return d !== undefined && d <= now;
 }
 
-
 /** The frame for a stream manager control frame (field names differ slightly). */
 function controlToFrame(c: StreamControlFrame): Frame {
   switch (c.type) {
