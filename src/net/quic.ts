@@ -124,6 +124,11 @@ export class QuicEndpoint extends EventEmitter {
   private closed = false;
   private readonly keylogFile: string | undefined;
   private readonly qlogDir: string | undefined;
+  /** Parsed "host:port" keys, so the per-datagram send path does no string work. */
+  private readonly addressCache = new Map<string, { address: string; port: number }>();
+  /** A client-only socket connect()ed to its one peer sends without per-datagram address lookups. */
+  private connectedTo: string | undefined;
+  private readonly isServer: boolean;
 
   private constructor(
     socket: Socket,
@@ -135,6 +140,7 @@ export class QuicEndpoint extends EventEmitter {
     this.socket = socket;
     this.core = core;
     this.provider = provider;
+    this.isServer = opts !== undefined && "cert" in opts;
     this.keylogFile = opts?.keylogFile ?? (process.env.SSLKEYLOGFILE || undefined);
     this.qlogDir = opts?.qlogDir ?? (process.env.QLOGDIR || undefined);
     socket.on("message", (msg: Buffer, rinfo: RemoteInfo) => {
@@ -222,7 +228,9 @@ export class QuicEndpoint extends EventEmitter {
       host === "localhost" ? (this.socket.address().family === "IPv6" ? "::1" : "127.0.0.1") : host;
     const mappedHost =
       this.socket.address().family === "IPv6" && !isIPv6(remoteHost) ? `::ffff:${remoteHost}` : remoteHost;
-    const conn = this.core.connect(now(), addressKey(mappedHost, port), {
+    const remoteKey = addressKey(mappedHost, port);
+    await this.connectSocket(remoteKey, mappedHost, port);
+    const conn = this.core.connect(now(), remoteKey, {
       alpn: opts.alpn,
       serverName: isIpLiteral(serverName) ? undefined : serverName,
       verifier,
@@ -261,6 +269,19 @@ export class QuicEndpoint extends EventEmitter {
       });
     });
     return qc;
+  }
+
+  /** Connects a client-only socket to its single peer (or disconnects it for a second peer). */
+  private async connectSocket(key: string, address: string, port: number): Promise<void> {
+    if (this.isServer || this.connectedTo === key) return;
+    if (this.connectedTo !== undefined) {
+      this.socket.disconnect();
+      this.connectedTo = undefined;
+      return;
+    }
+    if (this.wrappers.size > 0) return;
+    await new Promise<void>((resolve) => this.socket.connect(port, address, () => resolve()));
+    this.connectedTo = key;
   }
 
   private wrap(conn: Connection): QuicConnection {
@@ -309,8 +330,16 @@ export class QuicEndpoint extends EventEmitter {
       for (const conn of this.core.takeActive()) this.dispatch(conn);
       let sent = 0;
       for (let d = this.core.pollTransmit(t); d; d = this.core.pollTransmit(t)) {
-        const { address, port } = parseAddressKey(d.to);
-        this.socket.send(d.data, port, address);
+        if (d.to === this.connectedTo) this.socket.send(d.data);
+        else {
+          let a = this.addressCache.get(d.to);
+          if (!a) {
+            if (this.addressCache.size > 10_000) this.addressCache.clear();
+            a = parseAddressKey(d.to);
+            this.addressCache.set(d.to, a);
+          }
+          this.socket.send(d.data, a.port, a.address);
+        }
         sent++;
       }
       if (sent === 0) break;
@@ -469,7 +498,10 @@ export class QuicConnection extends EventEmitter {
           ev.info,
         );
         for (const w of this.waitingOpen.splice(0)) w.reject(err);
-        for (const s of this.streams.values()) s.onConnectionClosed(err);
+        // A normal close (ours, or the peer's application code 0) ends streams quietly; anything
+        // else destroys them with the error, as a reset TCP socket would.
+        const quiet = ev.info.initiator === "local" || (ev.info.application && ev.info.errorCode === 0);
+        for (const s of this.streams.values()) s.onConnectionClosed(quiet ? undefined : err);
         this.emit("close", ev.info);
         return;
       }
@@ -697,7 +729,7 @@ export class QuicStream extends Duplex {
   }
 
   /** @internal */
-  onConnectionClosed(err: Error): void {
+  onConnectionClosed(err: Error | undefined): void {
     if (!this.destroyed && (!this.readEnded || !this.writableFinished)) this.destroy(err);
   }
 

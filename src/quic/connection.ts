@@ -590,11 +590,12 @@ export class Connection {
       this.addressValidated = true;
       this.loss.setAmplificationLimited(false, now);
     }
-    this.qlog(now, "packet_received", {
-      packet_type: header.type,
-      packet_number: pn,
-      length: payload.length,
-    });
+    if (this.config.qlog)
+      this.qlog(now, "packet_received", {
+        packet_type: header.type,
+        packet_number: pn,
+        length: payload.length,
+      });
 
     const packetType = PACKET_TYPE_OF_SPACE[space.id];
     let ackEliciting = false;
@@ -973,7 +974,7 @@ export class Connection {
     init.readKeys = keys.server;
     init.writeKeys = keys.client;
     for (const { packets } of this.loss.onRetry()) this.onLost(packets);
-    this.qlog(now, "packet_received", { packet_type: "retry" });
+    if (this.config.qlog) this.qlog(now, "packet_received", { packet_type: "retry" });
   }
 
   private replayUndecryptable(now: number): void {
@@ -1165,7 +1166,7 @@ export class Connection {
     const size = Math.min(this.maxDatagramSize, budget);
     if (size < 64) return undefined;
 
-    const probing = this.spaces.some((s) => s.probes > 0);
+    const probing = this.spaces[0].probes > 0 || this.spaces[1].probes > 0 || this.spaces[2].probes > 0;
     // Congestion control (RFC 9002 §7): only ACKs (and probes) when the window is full.
     const cwndOpen = this.loss.cc.availableWindow() >= this.maxDatagramSize || probing;
     let ackOnly = !cwndOpen;
@@ -1255,6 +1256,21 @@ export class Connection {
     return this.hasAckElicitingToSend(space, ackOnly);
   }
 
+  /** Payload bytes the packet being built may hold (set by `buildPacket`). */
+  private payloadLimit = 0;
+
+  /** Bytes left in the packet being built. */
+  private room(): number {
+    return this.payloadLimit - this.scratch.pos;
+  }
+
+  /** Appends `f` to the packet being built if it fits. */
+  private put(f: Frame): boolean {
+    if (frameSize(f) > this.room()) return false;
+    encodeFrame(this.scratch, f);
+    return true;
+  }
+
   /**
    * Builds one protected packet of `space` at `buf[at]`, at most `limit` bytes of the datagram.
    * `minEnd` > 0 pads the packet so the datagram reaches that size.
@@ -1294,14 +1310,8 @@ export class Connection {
     w.pos = 0;
     const tokens: Token[] = [];
     let ackEliciting = false;
-    const room = () => maxPayload - w.pos;
-    const put = (f: Frame): boolean => {
-      if (frameSize(f) > room()) return false;
-      encodeFrame(w, f);
-      return true;
-    };
+    this.payloadLimit = maxPayload;
 
-    // ACK first (RFC 9000 §13.2): cheap and unblocks the peer.
     // An ACK goes out when due; otherwise it rides along with ack-eliciting frames (§13.2.1:
     // never an ACK alone in answer to packets that were not ack-eliciting).
     if (ackDue(space, now) || (space.acks.ackPending() && this.hasAckElicitingToSend(space, ackOnly))) {
@@ -1309,7 +1319,7 @@ export class Connection {
         now,
         space.id === PnSpace.ApplicationData ? this.settings.ackDelayExponent : 3,
       );
-      if (ack && put(ack)) {
+      if (ack && this.put(ack)) {
         space.acks.onAckSent();
         tokens.push({ k: "ack", space: space.id, largest: ack.largest });
       }
@@ -1319,7 +1329,7 @@ export class Connection {
       // CRYPTO data, lost ranges first.
       while (space.cryptoOut.hasSendable()) {
         const offsetBound = space.cryptoOut.sentOffset;
-        const cap = cryptoDataCapacity(offsetBound, room());
+        const cap = cryptoDataCapacity(offsetBound, this.room());
         if (cap <= 0) break;
         const chunk = space.cryptoOut.nextChunk(cap);
         if (!chunk) break;
@@ -1328,15 +1338,15 @@ export class Connection {
         ackEliciting = true;
       }
       if (space.id === PnSpace.ApplicationData && (this.handshakeComplete || this.role === "server")) {
-        this.fillApplicationFrames(w, tokens, room, put);
+        this.fillApplicationFrames(w, tokens);
         if (tokens.some((t) => t.k !== "ack")) ackEliciting = true;
       }
-      if (this.pingPending && space.id === PnSpace.ApplicationData && put({ type: "ping" })) {
+      if (this.pingPending && space.id === PnSpace.ApplicationData && this.put({ type: "ping" })) {
         this.pingPending = false;
         tokens.push({ k: "ping" });
         ackEliciting = true;
       }
-      if (probe && !ackEliciting && put({ type: "ping" })) {
+      if (probe && !ackEliciting && this.put({ type: "ping" })) {
         tokens.push({ k: "ping" });
         ackEliciting = true;
       }
@@ -1380,45 +1390,41 @@ export class Connection {
       tokens,
     });
     this.stats.packetsSent++;
-    this.qlog(now, "packet_sent", {
-      packet_type: PACKET_TYPE_OF_SPACE[space.id],
-      packet_number: pn,
-      length: end - at,
-    });
+    if (this.config.qlog)
+      this.qlog(now, "packet_sent", {
+        packet_type: PACKET_TYPE_OF_SPACE[space.id],
+        packet_number: pn,
+        length: end - at,
+      });
     return { end, ackEliciting };
   }
 
-  private fillApplicationFrames(
-    w: Writer,
-    tokens: Token[],
-    room: () => number,
-    put: (f: Frame) => boolean,
-  ): void {
+  private fillApplicationFrames(w: Writer, tokens: Token[]): void {
     if (this.handshakeDonePending && this.role === "server" && this.handshakeComplete) {
-      if (put({ type: "handshake_done" })) {
+      if (this.put({ type: "handshake_done" })) {
         this.handshakeDonePending = false;
         tokens.push({ k: "handshake_done" });
       }
     }
     if (!this.handshakeComplete) return;
     while (this.pendingPathResponses.length > 0) {
-      if (!put({ type: "path_response", data: this.pendingPathResponses[0] })) break;
+      if (!this.put({ type: "path_response", data: this.pendingPathResponses[0] })) break;
       this.pendingPathResponses.shift();
     }
     while (this.pendingRetireCids.length > 0) {
       const sequence = this.pendingRetireCids[0];
-      if (!put({ type: "retire_connection_id", sequence })) break;
+      if (!this.put({ type: "retire_connection_id", sequence })) break;
       this.pendingRetireCids.shift();
       tokens.push({ k: "retire_cid", sequence });
     }
     while (this.pendingNewCids.length > 0) {
       const frame = this.pendingNewCids[0];
-      if (!put(frame)) break;
+      if (!this.put(frame)) break;
       this.pendingNewCids.shift();
       tokens.push({ k: "new_cid", frame });
     }
     for (let c = this.streams.pollControlFrame(); c; c = this.streams.pollControlFrame()) {
-      if (!put(controlToFrame(c))) {
+      if (!this.put(controlToFrame(c))) {
         this.streams.onControlFrameLost(c);
         break;
       }
@@ -1426,11 +1432,11 @@ export class Connection {
     }
     while (this.datagramsOut.length > 0) {
       const data = this.datagramsOut[0];
-      if (!put({ type: "datagram", data })) break;
+      if (!this.put({ type: "datagram", data })) break;
       this.datagramsOut.shift();
     }
     for (;;) {
-      const space = room();
+      const space = this.room();
       if (space < 8) break;
       const f = this.streams.pollStreamFrame(space);
       if (!f) break;
