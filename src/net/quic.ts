@@ -128,6 +128,9 @@ export class QuicEndpoint extends EventEmitter {
   private readonly addressCache = new Map<string, { address: string; port: number }>();
   /** A client-only socket connect()ed to its one peer sends without per-datagram address lookups. */
   private connectedTo: string | undefined;
+  private socketConnecting: Promise<void> | undefined;
+  /** Once a client socket served two peers it stays unconnected. */
+  private socketShared = false;
   private readonly isServer: boolean;
 
   private constructor(
@@ -218,7 +221,7 @@ export class QuicEndpoint extends EventEmitter {
     else {
       const roots =
         opts.ca === undefined
-          ? (await loadSystemRoots()).roots
+          ? (await systemRoots()).roots
           : typeof opts.ca === "string"
             ? loadCertificateChain(opts.ca, "the CA file")
             : opts.ca;
@@ -273,14 +276,21 @@ export class QuicEndpoint extends EventEmitter {
 
   /** Connects a client-only socket to its single peer (or disconnects it for a second peer). */
   private async connectSocket(key: string, address: string, port: number): Promise<void> {
-    if (this.isServer || this.connectedTo === key) return;
+    if (this.isServer) return;
+    if (this.socketConnecting) await this.socketConnecting;
+    if (this.connectedTo === key) return;
     if (this.connectedTo !== undefined) {
       this.socket.disconnect();
       this.connectedTo = undefined;
+      this.socketShared = true;
       return;
     }
-    if (this.wrappers.size > 0) return;
-    await new Promise<void>((resolve) => this.socket.connect(port, address, () => resolve()));
+    if (this.wrappers.size > 0 || this.socketShared) return;
+    this.socketConnecting = new Promise<void>((resolve) =>
+      this.socket.connect(port, address, () => resolve()),
+    );
+    await this.socketConnecting;
+    this.socketConnecting = undefined;
     this.connectedTo = key;
   }
 
@@ -408,6 +418,17 @@ export class QuicEndpoint extends EventEmitter {
     }
     this.emit("closed");
   }
+}
+
+let systemRootsPromise: ReturnType<typeof loadSystemRoots> | undefined;
+
+/** The system roots, loaded and parsed once per process. */
+function systemRoots(): ReturnType<typeof loadSystemRoots> {
+  systemRootsPromise ??= loadSystemRoots();
+  systemRootsPromise.catch(() => {
+    systemRootsPromise = undefined;
+  });
+  return systemRootsPromise;
 }
 
 function isIpLiteral(name: string): boolean {

@@ -440,6 +440,11 @@ export class Connection {
     return this.loss.cc.window();
   }
 
+  /** Bytes of in-flight packets not yet acknowledged or declared lost (RFC 9002 §2). */
+  get bytesInFlight(): number {
+    return this.loss.bytesInFlight();
+  }
+
   /** The peer's transport parameters, once received. */
   get peerTransportParameters(): TransportParameters | undefined {
     return this.peerParams;
@@ -1698,7 +1703,7 @@ export class Connection {
     secret: Uint8Array,
   ): void {
     if (!this.config.keylog) return;
-    const random = (this.tls as { clientRandom?: Uint8Array }).clientRandom;
+    const random = this.tls.clientRandom;
     if (!random) return;
     const clientSide = (this.role === "client") === (direction === "write");
     const label =

@@ -194,6 +194,11 @@ export class TlsClient extends HandshakeCore {
   }
 
   /** True once the handshake is complete. */
+  /** The ClientHello random (for NSS key log lines), once the handshake started. */
+  get clientRandom(): Uint8Array | undefined {
+    return this.clientHello?.random;
+  }
+
   get handshakeComplete(): boolean {
     return this.state === "connected";
   }

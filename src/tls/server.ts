@@ -170,6 +170,11 @@ export class TlsServer extends HandshakeCore {
   }
 
   /** True once the client's Finished has been verified. */
+  /** The client's ClientHello random (for NSS key log lines), once received. */
+  get clientRandom(): Uint8Array | undefined {
+    return this.clientHello1?.random;
+  }
+
   get handshakeComplete(): boolean {
     return this.state === "connected";
   }

@@ -1,4 +1,7 @@
 import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { nodeProvider } from "../../src/crypto/node.js";
 import { SeededRng } from "../../src/crypto/random.js";
@@ -51,5 +54,98 @@ describe("QUIC over node:dgram on loopback", () => {
       createHash("sha256").update(payload).digest("hex"),
     );
     await conn.close(0, "done");
+  });
+});
+
+describe("QUIC over node:dgram: IPv6, key log, verification defaults", () => {
+  async function echoServer(host: string, keylogFile?: string) {
+    const { leaf } = testCerts(nodeProvider);
+    const server = await QuicEndpoint.listen({
+      port: 0,
+      host,
+      alpn: ["echo"],
+      cert: [leaf.der],
+      key: leaf.key,
+      crypto: nodeProvider,
+      keylogFile,
+    });
+    opened.push(server);
+    server.on("connection", (conn) => conn.on("stream", (s: QuicStream) => s.pipe(s)));
+    return server;
+  }
+
+  it("works over IPv6 loopback with many connections on one server socket", async () => {
+    const { ca } = testCerts(nodeProvider);
+    const server = await echoServer("::1");
+    const client = await QuicEndpoint.open({ host: "::1", crypto: nodeProvider });
+    opened.push(client);
+    const conns = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        client.connect("::1", server.address().port, {
+          alpn: ["echo"],
+          ca: [ca.der],
+          serverName: "localhost",
+        }),
+      ),
+    );
+    const replies = await Promise.all(
+      conns.map(async (c, i) => {
+        const s = await c.openStream();
+        s.end(`conn ${i}`);
+        return (await collect(s)).toString();
+      }),
+    );
+    expect(replies).toEqual(["conn 0", "conn 1", "conn 2", "conn 3", "conn 4"]);
+    expect(server.connections.length).toBe(5);
+    await Promise.all(conns.map((c) => c.close()));
+  });
+
+  it("writes NSS key log lines for both directions and both levels", async () => {
+    const { ca } = testCerts(nodeProvider);
+    const file = join(mkdtempSync(join(tmpdir(), "keylog-")), "keys.log");
+    const server = await echoServer("127.0.0.1", file);
+    const client = await QuicEndpoint.open({ host: "127.0.0.1", crypto: nodeProvider });
+    opened.push(client);
+    const conn = await client.connect("127.0.0.1", server.address().port, {
+      alpn: ["echo"],
+      ca: [ca.der],
+      serverName: "localhost",
+    });
+    await conn.close();
+    const labels = readFileSync(file, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => l.split(" ")[0])
+      .sort();
+    expect(labels).toEqual([
+      "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+      "CLIENT_TRAFFIC_SECRET_0",
+      "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+      "SERVER_TRAFFIC_SECRET_0",
+    ]);
+    for (const line of readFileSync(file, "utf8").trim().split("\n"))
+      expect(line).toMatch(/^[A-Z_0-9]+ [0-9a-f]{64} [0-9a-f]{64}$/);
+  });
+
+  it("verifies against the system roots by default and says why it refuses", async () => {
+    const server = await echoServer("127.0.0.1");
+    const client = await QuicEndpoint.open({ host: "127.0.0.1", crypto: nodeProvider });
+    opened.push(client);
+    await expect(
+      client.connect("127.0.0.1", server.address().port, { alpn: ["echo"], serverName: "localhost" }),
+    ).rejects.toThrow(/not among the trusted roots|unknown/i);
+  });
+
+  it("refuses a server without a common ALPN with no_application_protocol", async () => {
+    const { ca } = testCerts(nodeProvider);
+    const server = await echoServer("127.0.0.1");
+    const client = await QuicEndpoint.open({ host: "127.0.0.1", crypto: nodeProvider });
+    opened.push(client);
+    const err = await client
+      .connect("127.0.0.1", server.address().port, { alpn: ["other"], ca: [ca.der], serverName: "localhost" })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    // CRYPTO_ERROR 0x100 + no_application_protocol (120 = 0x78), RFC 9001 §8.1
+    expect((err as { info?: { errorCode: number } }).info?.errorCode).toBe(0x178);
   });
 });
