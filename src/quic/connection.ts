@@ -230,7 +230,8 @@ export class Connection {
   private peerParams: TransportParameters | undefined;
   private maxDatagramSize = 1200;
   private idleTimeout = 0;
-  private lastActivity = 0;
+  /** An ack-eliciting packet was sent since the last packet received (idle timer, §10.1). */
+  private ackElicitingSentSinceReceipt = false;
 
   /** Anti-amplification accounting for servers (RFC 9000 §8.1). */
   private addressValidated: boolean;
@@ -293,7 +294,6 @@ export class Connection {
     this.originalDcid = originalDcid;
     this.initialScid = scid;
     this.addressValidated = role === "client";
-    this.lastActivity = now;
     const s = this.settings;
     this.spaces = [
       new Space(PnSpace.Initial, s.maxAckDelay),
@@ -515,7 +515,12 @@ export class Connection {
       // RFC 9001 §5.7: keep packets whose keys are not yet available.
       this.undecryptable.push({ datagram: datagram.slice(), at: now });
     }
-    if (processed) this.afterProgress(now);
+    if (processed) {
+      // RFC 9000 §10.1: receiving and processing a packet restarts the idle timer.
+      this.ackElicitingSentSinceReceipt = false;
+      this.armIdle(now);
+      this.afterProgress(now);
+    }
     return processed;
   }
 
@@ -1026,10 +1031,8 @@ export class Connection {
     }
   }
 
-  /** After any processed input: surface stream events and re-arm timers. */
-  private afterProgress(now: number): void {
-    this.lastActivity = now;
-    this.armIdle(now);
+  /** After any processed input or application read: surface stream events. */
+  private afterProgress(_now: number): void {
     for (let ev = this.streams.pollEvent(); ev; ev = this.streams.pollEvent()) {
       switch (ev.type) {
         case "opened":
@@ -1225,8 +1228,12 @@ export class Connection {
     this.stats.bytesSent += at;
     if (ackElicitingSent) {
       this.pacer.onSend(now, at, this.loss.cc.window(), this.loss.rtt.smoothedRtt);
-      // RFC 9000 §10.1: sending an ack-eliciting packet restarts the idle timer if none was sent since the last receipt.
-      if (this.lastActivity <= now) this.armIdle(now);
+      // RFC 9000 §10.1: sending an ack-eliciting packet restarts the idle timer only if none
+      // was sent since the last receipt (so unanswered PTO probes do not keep it alive).
+      if (!this.ackElicitingSentSinceReceipt) {
+        this.ackElicitingSentSinceReceipt = true;
+        this.armIdle(now);
+      }
     }
     return buf.subarray(0, at);
   }
