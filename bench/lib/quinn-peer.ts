@@ -1,6 +1,7 @@
 /**
- * Runs the quinn interop peer (interop/quinn-peer, Rust) for tests. The binary is built with
- * cargo when missing; a peer that cannot be built is a test failure, never a skip.
+ * Runs the quinn interop peer (interop/quinn-peer, Rust) for the interop tests and the transport
+ * benchmarks. The binary is built with cargo when missing; a peer that cannot be built is a
+ * test failure, never a skip.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
