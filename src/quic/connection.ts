@@ -248,8 +248,10 @@ export class Connection {
   private nextReadKeys: PacketKeys | undefined;
   private prevReadKeys: PacketKeys | undefined;
   private prevReadKeysUntil = 0;
-  /** The first packet number sent with the current key phase (a key update needs an ack of one). */
+  /** The lowest packet number received in the current key phase (older ones use prevReadKeys, §6.5). */
   private keyPhaseStartPn = 0;
+  /** The first packet number sent with the current key phase (a key update needs an ack of one, §6.1). */
+  private keyPhaseFirstSentPn = 0;
 
   private pendingPathResponses: Uint8Array[] = [];
   private pendingNewCids: (Frame & { type: "new_connection_id" })[] = [];
@@ -273,6 +275,8 @@ export class Connection {
     bytesReceived: 0,
     packetsLost: 0,
     ptoCount: 0,
+    /** 1-RTT key updates, initiated by either side (RFC 9001 §6). */
+    keyUpdates: 0,
   };
 
   private constructor(
@@ -576,6 +580,14 @@ export class Connection {
         throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "reserved bits set in packet header");
       }
       if (update) this.onPeerKeyUpdate(now, unmasked.packetNumber);
+      else if (keys === space.readKeys && unmasked.packetNumber < this.keyPhaseStartPn) {
+        // RFC 9001 §6.1, §6.5: the first packet of the phase we initiated; old read keys are
+        // kept for three PTOs from now.
+        this.keyPhaseStartPn = unmasked.packetNumber;
+        if (this.prevReadKeys && this.prevReadKeysUntil === Number.POSITIVE_INFINITY) {
+          this.prevReadKeysUntil = now + 3 * this.loss.ptoPeriod();
+        }
+      }
       pn = unmasked.packetNumber;
       payload = plain;
     } else {
@@ -942,6 +954,33 @@ export class Connection {
     app.writeKeys = app.writeKeys.nextGeneration();
     this.keyPhase = this.keyPhase === 0 ? 1 : 0;
     this.keyPhaseStartPn = pn;
+    this.keyPhaseFirstSentPn = app.nextPn;
+    this.stats.keyUpdates++;
+  }
+
+  /**
+   * Initiates a 1-RTT key update (RFC 9001 §6.1): packets sent from now on use the next write
+   * keys and the toggled Key Phase bit; the peer follows when it sees them. Returns false, and
+   * changes nothing, when an update is not permitted yet: before the handshake is confirmed,
+   * while closing, before a packet sent with the current keys was acknowledged, or while the
+   * previous phase's read keys are still kept (§6.5: wait three PTOs between updates).
+   */
+  initiateKeyUpdate(): boolean {
+    const app = this.spaces[PnSpace.ApplicationData];
+    if (this.isClosing || !this.handshakeConfirmed || !app.readKeys || !app.writeKeys) return false;
+    const acked = this.loss.largestAcked(PnSpace.ApplicationData);
+    if (acked === undefined || acked < this.keyPhaseFirstSentPn || this.prevReadKeys) return false;
+    this.prevReadKeys = app.readKeys;
+    // §6.1: old read keys are kept until a packet with the new keys arrives (then 3 PTOs).
+    this.prevReadKeysUntil = Number.POSITIVE_INFINITY;
+    app.readKeys = this.nextReadKeys ?? app.readKeys.nextGeneration();
+    this.nextReadKeys = undefined;
+    app.writeKeys = app.writeKeys.nextGeneration();
+    this.keyPhase = this.keyPhase === 0 ? 1 : 0;
+    this.keyPhaseStartPn = Number.MAX_SAFE_INTEGER;
+    this.keyPhaseFirstSentPn = app.nextPn;
+    this.stats.keyUpdates++;
+    return true;
   }
 
   private onVersionNegotiation(now: number, header: VersionNegotiationHeader): void {
@@ -1073,7 +1112,9 @@ export class Connection {
       if (d !== undefined && (ack === undefined || d < ack)) ack = d;
     }
     t.set(Timer.Ack, ack);
-    if (this.prevReadKeys) t.set(Timer.KeyDiscard, this.prevReadKeysUntil);
+    if (this.prevReadKeys && Number.isFinite(this.prevReadKeysUntil)) {
+      t.set(Timer.KeyDiscard, this.prevReadKeysUntil);
+    }
     return t.next();
   }
 
