@@ -1,0 +1,128 @@
+/**
+ * Reads a V8 `.cpuprofile` (node --cpu-prof) and summarises where the time went: the top
+ * functions by self time, grouped by file:function (all closures and line numbers of one
+ * function name in one file together), and the top files.
+ */
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { table } from "./report.js";
+
+interface CallFrame {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+}
+
+interface ProfileNode {
+  id: number;
+  callFrame: CallFrame;
+}
+
+interface CpuProfile {
+  nodes: ProfileNode[];
+  startTime: number;
+  endTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** One row of the summary. */
+export interface SelfTimeRow {
+  file: string;
+  fn: string;
+  /** 1-based line of the first node seen for this function. */
+  line: number;
+  selfMs: number;
+}
+
+const ROOT = resolve(import.meta.dirname, "../..");
+
+function shortFile(url: string): string {
+  if (!url) return "";
+  let f = url.replace(/^file:\/\//, "");
+  if (f.startsWith(`${ROOT}/`)) f = f.slice(ROOT.length + 1);
+  f = f.replace(/^.*\/node_modules\//, "node_modules/");
+  return f;
+}
+
+/**
+ * Self time per file:function, largest first, and the total and idle time (ms). With
+ * `startAt`, samples before the first one whose own frame is in a file containing `startAt`
+ * are left out (process start-up and module loading), and their time is `skippedMs`.
+ */
+export function selfTimes(
+  path: string,
+  startAt?: string,
+): { rows: SelfTimeRow[]; totalMs: number; idleMs: number; skippedMs: number } {
+  const p = JSON.parse(readFileSync(path, "utf8")) as CpuProfile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const selfUs = new Map<number, number>();
+  let first = 0;
+  let skippedUs = 0;
+  if (startAt) {
+    first = p.samples.findIndex((id) => byId.get(id)?.callFrame.url.includes(startAt));
+    if (first < 0) first = 0;
+    for (let i = 1; i <= first; i++) skippedUs += p.timeDeltas[i];
+  }
+  // Sample i lasts until sample i+1 (timeDeltas[i+1]); the last one is given nothing.
+  for (let i = first; i < p.samples.length - 1; i++) {
+    const id = p.samples[i];
+    selfUs.set(id, (selfUs.get(id) ?? 0) + p.timeDeltas[i + 1]);
+  }
+  const groups = new Map<string, SelfTimeRow>();
+  let totalUs = 0;
+  let idleUs = 0;
+  for (const [id, us] of selfUs) {
+    const n = byId.get(id);
+    if (!n) continue;
+    totalUs += us;
+    const file = shortFile(n.callFrame.url);
+    const fn = n.callFrame.functionName || "(anonymous)";
+    if (fn === "(idle)") idleUs += us;
+    const key = `${file}\0${fn}`;
+    const g = groups.get(key);
+    if (g) g.selfMs += us / 1000;
+    else groups.set(key, { file, fn, line: n.callFrame.lineNumber + 1, selfMs: us / 1000 });
+  }
+  const rows = [...groups.values()].sort((a, b) => b.selfMs - a.selfMs);
+  return { rows, totalMs: totalUs / 1000, idleMs: idleUs / 1000, skippedMs: skippedUs / 1000 };
+}
+
+/** A text summary: top `n` functions by self time, then the top files (see `selfTimes`). */
+export function summariseProfile(path: string, n = 20, startAt?: string): string {
+  const { rows, totalMs, idleMs, skippedMs } = selfTimes(path, startAt);
+  const busy = totalMs - idleMs;
+  const pct = (ms: number): string => `${((ms / busy) * 100).toFixed(1)}%`;
+  const top = rows.filter((r) => r.fn !== "(idle)").slice(0, n);
+  const byFile = new Map<string, number>();
+  for (const r of rows) {
+    if (r.fn === "(idle)") continue;
+    const f = r.file || `(${r.fn.replace(/[()]/g, "")})`;
+    byFile.set(f, (byFile.get(f) ?? 0) + r.selfMs);
+  }
+  const files = [...byFile.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12);
+  const skipped = startAt
+    ? `${skippedMs.toFixed(0)} ms of start-up before the first sample in ${startAt} left out; `
+    : "";
+  return [
+    `${path}:`,
+    `${skipped}${totalMs.toFixed(0)} ms sampled, ${idleMs.toFixed(0)} ms idle, ${busy.toFixed(0)} ms busy (percentages are of busy time)`,
+    "",
+    table(
+      ["#", "self ms", "self %", "function", "file:line"],
+      top.map((r, i) => [
+        String(i + 1),
+        r.selfMs.toFixed(0),
+        pct(r.selfMs),
+        r.fn,
+        // Lines of transpiled TypeScript (tsx) are not source lines: only the file is shown.
+        !r.file ? "(native / VM)" : r.file.endsWith(".ts") ? r.file : `${r.file}:${r.line}`,
+      ]),
+    ),
+    "",
+    table(
+      ["file (self time of all its functions)", "self ms", "self %"],
+      files.map(([f, ms]) => [f, ms.toFixed(0), pct(ms)]),
+    ),
+  ].join("\n");
+}
