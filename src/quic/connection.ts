@@ -479,15 +479,24 @@ export class Connection {
       this.onError(now, e);
       return;
     }
-    if (!processed && this.peerCids.isStatelessReset(datagram)) {
-      // RFC 9000 §10.3.1: a datagram we cannot process that ends with a known reset token.
-      this.enterDraining(now, {
-        errorCode: 0,
-        application: false,
-        reason: "stateless reset",
-        initiator: "stateless-reset",
-      });
-    }
+    if (!processed) this.handleStatelessReset(now, datagram);
+  }
+
+  /**
+   * Ends the connection if `datagram`, which could not be processed (or routed: a stateless
+   * reset's DCID is random), ends with one of the peer's stateless reset tokens (RFC 9000
+   * §10.3.1). Returns true for a stateless reset of this connection, also while draining
+   * (the endpoint must then drop it, not answer it with a reset of its own, §10.3.3).
+   */
+  handleStatelessReset(now: number, datagram: Uint8Array): boolean {
+    if (this.state === "closed" || !this.peerCids.isStatelessReset(datagram)) return false;
+    this.enterDraining(now, {
+      errorCode: 0,
+      application: false,
+      reason: "stateless reset",
+      initiator: "stateless-reset",
+    });
+    return true;
   }
 
   /** Returns true when at least one packet of the datagram was processed. */

@@ -128,6 +128,14 @@ export class Endpoint {
       return;
     }
     if ((datagram[0] & 0x80) === 0) {
+      // RFC 9000 §10.3.1: a short-header datagram we cannot route may be a stateless reset for
+      // one of our connections to that peer (a reset's DCID is random): check their tokens.
+      for (const c of this.connections) {
+        if (c.remote === from && c.handleStatelessReset(now, datagram)) {
+          this.afterConnection(c);
+          return;
+        }
+      }
       this.maybeStatelessReset(from, dcid, datagram);
       return;
     }
