@@ -47,6 +47,8 @@ export interface PairOptions {
   alpn?: string[];
   serverAlpn?: string[];
   retry?: boolean;
+  /** The server endpoint's static key (stateless reset and Retry tokens); random by default. */
+  staticKey?: Uint8Array;
 }
 
 /** Client and server endpoints joined by a simulated link. */
@@ -76,6 +78,7 @@ export class Pair {
         transport: { ...opts.transport, ...opts.serverTransport },
         retry: opts.retry,
       },
+      staticKey: opts.staticKey,
     });
     this.client = new Endpoint({ provider, rng: new SeededRng(seed * 7 + 2) });
     const verifier = createPeerVerifier({ roots: [ca.der], now: () => now + 1000, provider });
