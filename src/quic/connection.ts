@@ -1745,6 +1745,17 @@ export class Connection {
     this.pingPending = true;
   }
 
+  /**
+   * Switches to another connection ID the peer issued and retires the current one with
+   * RETIRE_CONNECTION_ID (RFC 9000 §5.1.2), e.g. to stop linkability. Returns false when the
+   * peer has issued no spare one (it replaces retired ones up to our active_connection_id_limit).
+   */
+  rotateDestinationCid(): boolean {
+    if (this.isClosing || !this.handshakeComplete || !this.peerCids.rotate()) return false;
+    this.pendingRetireCids.push(...this.peerCids.drainRetirements());
+    return true;
+  }
+
   private assertOpen(): void {
     if (this.isClosing) {
       throw new ConnectionError("ERR_QUIC_CLOSED", `connection is closed: ${this.closeInfo?.reason ?? ""}`);
