@@ -112,6 +112,13 @@ export class PeerCids {
   private retirePriorTo = 0;
   /** Sequence numbers we must announce in RETIRE_CONNECTION_ID. */
   private readonly toRetire: number[] = [];
+  /**
+   * Sequence numbers we retired (§5.1.2): all below `retiredBelow`, plus `retiredAbove`. A late,
+   * duplicated or retransmitted NEW_CONNECTION_ID for one of them must not make it active again
+   * (it would also count against our active_connection_id_limit, §5.1.1).
+   */
+  private retiredBelow = 0;
+  private readonly retiredAbove = new Set<number>();
 
   /** @param activeLimit the active_connection_id_limit we advertised. */
   constructor(
@@ -159,6 +166,7 @@ export class PeerCids {
       this.toRetire.push(seq);
       return;
     }
+    if (this.isRetired(seq)) return; // our RETIRE_CONNECTION_ID for it is already under way
     for (const e of this.active.values()) {
       if (bytesEqual(e.cid, cid)) {
         throw new TransportError(
@@ -177,6 +185,7 @@ export class PeerCids {
           this.toRetire.push(s);
         }
       }
+      this.markRetired(retirePriorTo - 1, retirePriorTo);
       if (!this.active.has(this.currentSeq)) this.currentSeq = Math.min(...this.active.keys());
     }
     // §5.1.1: more active CIDs than we allowed is CONNECTION_ID_LIMIT_ERROR.
@@ -195,8 +204,21 @@ export class PeerCids {
     if (spare === undefined) return false;
     this.active.delete(this.currentSeq);
     this.toRetire.push(this.currentSeq);
+    this.markRetired(this.currentSeq);
     this.currentSeq = spare;
     return true;
+  }
+
+  private isRetired(seq: number): boolean {
+    return seq < this.retiredBelow || this.retiredAbove.has(seq);
+  }
+
+  /** Records `seq` as retired; `below` also retires every smaller sequence number. */
+  private markRetired(seq: number, below = 0): void {
+    if (below > this.retiredBelow) this.retiredBelow = below;
+    this.retiredAbove.add(seq);
+    for (const s of this.retiredAbove) if (s < this.retiredBelow) this.retiredAbove.delete(s);
+    while (this.retiredAbove.delete(this.retiredBelow)) this.retiredBelow++;
   }
 
   /** Sequence numbers to send RETIRE_CONNECTION_ID for (drained). */
