@@ -5,9 +5,11 @@
  */
 import { createHash } from "node:crypto";
 import { nodeProvider } from "../../../src/crypto/node.js";
+import { SeededRng } from "../../../src/crypto/random.js";
 import type { CloseInfo, ConnectionEvent } from "../../../src/quic/connection.js";
+import { Endpoint } from "../../../src/quic/endpoint.js";
 import { splitCoalesced } from "../../../src/quic/packet.js";
-import type { Pair } from "../harness.js";
+import { type Pair, testCerts } from "../harness.js";
 
 /** The crypto provider of the simulation tests (OpenSSL-backed: fast enough for 10 MB runs). */
 export const provider = nodeProvider;
@@ -172,4 +174,23 @@ export class Transfer {
 /** The packet types of a datagram, in order ("1rtt" for a short header), for filters. */
 export function packetTypes(data: Uint8Array, cidLength = 8): string[] {
   return splitCoalesced(data, cidLength).packets.map((h) => h.type);
+}
+
+/** Puts a fresh server endpoint (no connections) at the server's address. */
+export function restartServer(p: Pair, seed: number, staticKey: Uint8Array | undefined): Endpoint {
+  const { leaf } = testCerts(provider);
+  const ep = new Endpoint({
+    provider,
+    rng: new SeededRng(seed + 1000),
+    server: { alpn: ["test"], certificateChain: [leaf.der], privateKey: leaf.key },
+    staticKey,
+  });
+  p.net.add({
+    address: "server",
+    receive: (t, from, d) => ep.receive(t, from, d),
+    pollTransmit: (t) => ep.pollTransmit(t),
+    pollTimeout: () => ep.pollTimeout(),
+    handleTimeout: (t) => ep.handleTimeout(t),
+  });
+  return ep;
 }

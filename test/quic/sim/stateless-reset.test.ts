@@ -5,29 +5,9 @@
  */
 import { describe, expect, it } from "vitest";
 import { SeededRng } from "../../../src/crypto/random.js";
-import { Endpoint } from "../../../src/quic/endpoint.js";
 import { type SimDatagram, withSeed } from "../../sim/network.js";
-import { Pair, testCerts } from "../harness.js";
-import { closedInfo, makeData, provider } from "./helpers.js";
-
-/** Puts a fresh server endpoint (no connections) at the server's address. */
-function restartServer(p: Pair, seed: number, staticKey: Uint8Array | undefined): Endpoint {
-  const { leaf } = testCerts(provider);
-  const ep = new Endpoint({
-    provider,
-    rng: new SeededRng(seed + 1000),
-    server: { alpn: ["test"], certificateChain: [leaf.der], privateKey: leaf.key },
-    staticKey,
-  });
-  p.net.add({
-    address: "server",
-    receive: (t, from, d) => ep.receive(t, from, d),
-    pollTransmit: (t) => ep.pollTransmit(t),
-    pollTimeout: () => ep.pollTimeout(),
-    handleTimeout: (t) => ep.handleTimeout(t),
-  });
-  return ep;
-}
+import { Pair } from "../harness.js";
+import { closedInfo, makeData, provider, restartServer } from "./helpers.js";
 
 describe("stateless reset", () => {
   it("a restarted server resets the client's connection, which drains after 3 PTOs", () =>
