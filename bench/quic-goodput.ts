@@ -14,7 +14,8 @@
  * Every endpoint runs in its own process (sender and receiver each get a core; the
  * orchestrating process only waits). Times run from the stream's opening to its FIN, the
  * handshake excluded (quinn-peer's `--bench-bytes` measures the same way). Goodput counts
- * application bytes only; MB = 10^6 bytes. Each case runs `--runs` times and reports the median.
+ * application bytes only; MB = 10^6 bytes. Each case runs `--runs` times, in rounds (every case
+ * once per round, so background load on a shared machine touches all alike); the median is shown.
  *
  *   npx tsx bench/quic-goodput.ts                   100 MB, 3 runs per case (a few minutes)
  *   npx tsx bench/quic-goodput.ts --quick           CI smoke: 5 MB, 1 run, node crypto only
@@ -277,25 +278,25 @@ async function main(): Promise<void> {
       mkdirSync(d, { recursive: true });
     }
   }
-  const results: Array<{ c: Case; runs: Run[]; mbPerSec: number }> = [];
-  let i = 0;
-  for (const c of cases) {
-    i++;
-    const runs: Run[] = [];
-    for (let r = 0; r < RUNS; r++) {
-      progress(`[${i}/${cases.length}] ${c.label}: run ${r + 1}/${RUNS} (${MB} MB)...`);
+  // Rounds: every case once per round, so a change in background load touches all cases alike.
+  const runsOf = new Map<Case, Run[]>(cases.map((c) => [c, []]));
+  for (let r = 0; r < RUNS; r++) {
+    for (const [i, c] of cases.entries()) {
+      const tag = `[round ${r + 1}/${RUNS}, ${i + 1}/${cases.length}] ${c.label}`;
+      progress(`${tag} (${MB} MB)...`);
       const drops0 = udpBufferDrops();
       const run = c.kind === "ceiling" ? await runCeiling(c) : await runQuic(c, prof);
       const drops1 = udpBufferDrops();
       if (drops0 !== undefined && drops1 !== undefined)
         run.detail = { ...run.detail, kernelDrops: drops1 - drops0 };
-      runs.push(run);
-      progress(
-        `[${i}/${cases.length}] ${c.label}: run ${r + 1}/${RUNS}: ${run.mbPerSec.toFixed(1)} MB/s in ${run.seconds.toFixed(2)} s`,
-      );
+      runsOf.get(c)?.push(run);
+      progress(`${tag}: ${run.mbPerSec.toFixed(1)} MB/s in ${run.seconds.toFixed(2)} s`);
     }
-    results.push({ c, runs, mbPerSec: median(runs.map((x) => x.mbPerSec)) });
   }
+  const results = cases.map((c) => {
+    const runs = runsOf.get(c) ?? [];
+    return { c, runs, mbPerSec: median(runs.map((x) => x.mbPerSec)) };
+  });
   progressDone();
 
   const ceilA = results.find((r) => r.c.id === "ceiling-a")?.mbPerSec;
