@@ -97,6 +97,12 @@ export class StreamResetError extends MquicttError {
 
 const now = (): number => performance.now();
 
+/**
+ * Socket buffers: the kernel default (~208 KB) overflows on a fast path and every drop costs a
+ * congestion-window halving. The kernel caps these at net.core.[rw]mem_max.
+ */
+const SOCKET_BUFFERS = { recvBufferSize: 2 << 20, sendBufferSize: 2 << 20 } as const;
+
 function addressKey(address: string, port: number): string {
   return isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
 }
@@ -166,7 +172,11 @@ export class QuicEndpoint extends EventEmitter {
       typeof opts.cert === "string" ? loadCertificateChain(opts.cert, "the certificate") : opts.cert;
     const key = typeof opts.key === "string" ? loadPrivateKey(opts.key, "the private key") : opts.key;
     const host = opts.host ?? "::";
-    const socket = createSocket({ type: isIPv6(host) ? "udp6" : "udp4", reuseAddr: false });
+    const socket = createSocket({
+      type: isIPv6(host) ? "udp6" : "udp4",
+      reuseAddr: false,
+      ...SOCKET_BUFFERS,
+    });
     await bindSocket(socket, opts.port, host);
     let ep: QuicEndpoint | undefined;
     const core = new Endpoint({
@@ -193,7 +203,7 @@ export class QuicEndpoint extends EventEmitter {
   ): Promise<QuicEndpoint> {
     const provider = resolveProvider(opts.crypto);
     const host = opts.host ?? "::";
-    const socket = createSocket({ type: isIPv6(host) ? "udp6" : "udp4" });
+    const socket = createSocket({ type: isIPv6(host) ? "udp6" : "udp4", ...SOCKET_BUFFERS });
     await bindSocket(socket, opts.port ?? 0, host);
     const core = new Endpoint({ provider, rng: opts.rng ?? systemRng });
     return new QuicEndpoint(socket, core, provider, undefined);

@@ -12,6 +12,15 @@
 export const PACING_GAIN = 1.25;
 /** Burst size in datagrams: the initial window of RFC 9002 §7.2 (§7.7: limit bursts to it). */
 export const BURST_PACKETS = 10;
+/** Largest burst in datagrams, however fast the path (quinn's MAX_BURST_SIZE). */
+export const MAX_BURST_PACKETS = 256;
+/**
+ * Timer granularity the bucket must cover (ms). A runtime's timers (Node's setTimeout) cannot
+ * wake up more often than about once per millisecond, so a bucket smaller than what the rate adds
+ * in that time would cap the rate at one bucket per timer tick: on a 1 ms RTT path, 10 packets
+ * per ms is 14 MB/s whatever the window. The burst grows to cover it (as quinn does), capped.
+ */
+export const TIMER_GRANULARITY_MS = 2;
 /** Shortfalls below this many bytes are floating-point noise, not a reason to wait. */
 const EPSILON_BYTES = 1e-6;
 
@@ -38,9 +47,14 @@ export class Pacer {
     return (PACING_GAIN * window) / Math.max(smoothedRtt, Number.EPSILON);
   }
 
-  /** Bucket capacity in bytes for a congestion window (§7.7: bursts up to the initial window). */
-  capacity(window: number): number {
-    return Math.max(this.mds, Math.min(window, BURST_PACKETS * this.mds));
+  /**
+   * Bucket capacity in bytes for a congestion window (§7.7: bursts up to the initial window),
+   * or more when the rate fills that faster than the timer granularity (see TIMER_GRANULARITY_MS).
+   */
+  capacity(window: number, smoothedRtt = Number.POSITIVE_INFINITY): number {
+    const perTick = Pacer.rate(window, smoothedRtt) * TIMER_GRANULARITY_MS;
+    const burst = Math.min(Math.max(BURST_PACKETS * this.mds, perTick), MAX_BURST_PACKETS * this.mds);
+    return Math.max(this.mds, Math.min(window, burst));
   }
 
   /** The path's max_datagram_size changed. */
@@ -53,7 +67,7 @@ export class Pacer {
    * than the bucket waits for a full bucket, then goes.
    */
   timeUntilSend(now: number, bytes: number, window: number, smoothedRtt: number): number {
-    const cap = this.capacity(window);
+    const cap = this.capacity(window, smoothedRtt);
     const available = this.level(now, window, smoothedRtt, cap);
     const need = Math.min(bytes, cap);
     if (available + EPSILON_BYTES >= need) return 0;
@@ -62,7 +76,7 @@ export class Pacer {
 
   /** Records that `bytes` were sent at `now` (the bucket may go below zero; later sends wait). */
   onSend(now: number, bytes: number, window: number, smoothedRtt: number): void {
-    const cap = this.capacity(window);
+    const cap = this.capacity(window, smoothedRtt);
     this.tokens = this.level(now, window, smoothedRtt, cap) - bytes;
     this.last = now;
   }
