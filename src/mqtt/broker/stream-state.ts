@@ -1,0 +1,71 @@
+/**
+ * One client stream as the broker tracks it: its role, framing and decoding state, and the
+ * optional flow header it started with.
+ */
+import type { Duplex } from "node:stream";
+import type { FlowHeader } from "./flow-header.js";
+import { PacketDecoder, PacketFramer } from "./framing.js";
+
+/**
+ * The role of a stream.
+ * - `control`: the TCP socket, or the first client-opened QUIC bidi stream. Carries every packet
+ *   type (single-stream clients send everything here; EMQX-style clients may too).
+ * - `data`: a later client-opened bidi stream. PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP,
+ *   SUBSCRIBE, UNSUBSCRIBE only; acks and deliveries for what it carried go back on it.
+ * - `uni`: a client-opened unidirectional stream (mqtt.ai style). PUBLISH only; acks go on control.
+ */
+export type StreamKind = "control" | "data" | "uni";
+
+/** Packets a client may send on each kind of stream (MQTT-over-QUIC rules, DESIGN.md). */
+export const ALLOWED_PACKETS: Readonly<Record<StreamKind, ReadonlySet<string>>> = {
+  control: new Set([
+    "connect",
+    "publish",
+    "puback",
+    "pubrec",
+    "pubrel",
+    "pubcomp",
+    "subscribe",
+    "unsubscribe",
+    "pingreq",
+    "disconnect",
+    "auth",
+  ]),
+  data: new Set(["publish", "puback", "pubrec", "pubrel", "pubcomp", "subscribe", "unsubscribe"]),
+  uni: new Set(["publish"]),
+};
+
+/** The broker's view of one stream. */
+export class StreamState {
+  readonly framer: PacketFramer;
+  decoder: PacketDecoder;
+  /** False once reset, errored or closed: nothing more is read from or written to it. */
+  alive = true;
+  /** The client finished sending on it (FIN). */
+  readEnded = false;
+  /** Still looking for a flow header at the start. */
+  expectFlowHeader = true;
+  /** The flow header the stream began with, if any. */
+  flow: FlowHeader | undefined;
+  /** Reading paused by the broker (busy, or held until CONNACK). */
+  paused = false;
+  /** Subscriptions whose deliveries are routed to this stream. */
+  routes = 0;
+
+  constructor(
+    readonly duplex: Duplex,
+    readonly kind: StreamKind,
+    /** A label for logs and errors ("control", "bidi 4", "uni 2"). */
+    readonly label: string,
+    maxPacketSize: number,
+    protocolVersion: number | undefined,
+  ) {
+    this.framer = new PacketFramer(maxPacketSize);
+    this.decoder = new PacketDecoder(protocolVersion);
+  }
+
+  /** Whether the broker can write on it. */
+  get writable(): boolean {
+    return this.alive && this.kind !== "uni" && !this.duplex.destroyed && !this.duplex.writableEnded;
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * Test helpers: a broker on a manual clock, and raw MQTT packet clients on in-memory transports
+ * (so tests see and send every byte: malformed packets, stream choices, DUP flags...).
+ */
+import type { Duplex } from "node:stream";
+import type { IConnackPacket, IConnectPacket, Packet } from "mqtt-packet";
+import mqttPacket from "mqtt-packet";
+import { Broker } from "../../../src/mqtt/broker/broker.js";
+import type { BrokerOptions } from "../../../src/mqtt/broker/options.js";
+import { ManualScheduler } from "../../../src/mqtt/broker/scheduler.js";
+import { type MemoryClient, type MemoryStream, memoryTransportPair } from "../../../src/mqtt/transport.js";
+
+/** Reads and writes MQTT packets on one stream. */
+export class PacketStream {
+  readonly received: Packet[] = [];
+  private readonly queue: Packet[] = [];
+  private waiters: Array<(p: Packet | undefined) => void> = [];
+  private readonly parser: ReturnType<typeof mqttPacket.parser>;
+  ended = false;
+  parseError: Error | undefined;
+  readonly closed: Promise<void>;
+
+  constructor(
+    readonly stream: Duplex,
+    readonly version = 5,
+  ) {
+    this.parser = mqttPacket.parser({ protocolVersion: version });
+    this.parser.on("packet", (p: Packet) => {
+      this.received.push(p);
+      const w = this.waiters.shift();
+      if (w) w(p);
+      else this.queue.push(p);
+    });
+    this.parser.on("error", (e: Error) => {
+      this.parseError = e;
+    });
+    stream.on("data", (chunk: Buffer) => this.parser.parse(chunk));
+    this.closed = new Promise((resolve) => {
+      const done = (): void => {
+        if (this.ended) return;
+        this.ended = true;
+        for (const w of this.waiters.splice(0)) w(undefined);
+        resolve();
+      };
+      stream.on("end", done);
+      stream.on("close", done);
+      stream.on("error", done);
+    });
+  }
+
+  /** Encodes and writes a packet. */
+  send(p: Packet): void {
+    this.stream.write(mqttPacket.generate(p, { protocolVersion: this.version }));
+  }
+
+  /** Writes raw bytes. */
+  sendRaw(bytes: Uint8Array | number[]): void {
+    this.stream.write(Buffer.from(bytes as Uint8Array));
+  }
+
+  /** The next packet (undefined if the stream ended first); fails after `ms`. */
+  next(ms = 2000): Promise<Packet | undefined> {
+    const q = this.queue.shift();
+    if (q) return Promise.resolve(q);
+    if (this.ended) return Promise.resolve(undefined);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error(`no packet within ${ms} ms`));
+      }, ms);
+      const waiter = (p: Packet | undefined): void => {
+        clearTimeout(t);
+        resolve(p);
+      };
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** The next packet, asserting its type. */
+  async expect<C extends Packet["cmd"]>(cmd: C, ms = 2000): Promise<Extract<Packet, { cmd: C }>> {
+    const p = await this.next(ms);
+    if (!p) throw new Error(`stream ended while waiting for ${cmd}`);
+    if (p.cmd !== cmd) throw new Error(`expected ${cmd}, got ${p.cmd} ${JSON.stringify(p)}`);
+    return p as Extract<Packet, { cmd: C }>;
+  }
+
+  /** Asserts that nothing arrives for `ms` (real time). */
+  async expectNothing(ms = 30): Promise<void> {
+    await sleep(ms);
+    const q = this.queue.shift();
+    if (q) throw new Error(`unexpected ${q.cmd} ${JSON.stringify(q)}`);
+  }
+
+  /** Packets received and not yet taken. */
+  get pending(): number {
+    return this.queue.length;
+  }
+}
+
+/** Resolves after `ms` real milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Lets queued I/O (nextTick/immediate chains of the memory transport) run. */
+export async function settle(rounds = 5): Promise<void> {
+  for (let i = 0; i < rounds; i++) await new Promise((r) => setImmediate(r));
+}
+
+/** A broker on a manual clock. */
+export function makeBroker(opts: BrokerOptions = {}): { broker: Broker; clock: ManualScheduler } {
+  const clock = new ManualScheduler(1_000_000);
+  const broker = new Broker({ scheduler: clock, ...opts });
+  return { broker, clock };
+}
+
+/** Options of {@link connect}. */
+export interface ConnectOptions extends Partial<Omit<IConnectPacket, "cmd">> {
+  version?: 3 | 4 | 5;
+  kind?: "tcp" | "quic" | "memory";
+  /** Don't wait for CONNACK. */
+  noWait?: boolean;
+}
+
+/** A raw client on an in-memory transport. */
+export interface RawClient {
+  conn: MemoryClient;
+  ctl: PacketStream;
+  connack: IConnackPacket | undefined;
+  /** Opens a data stream (bidi by default) speaking the same protocol version. */
+  stream(bidi?: boolean): PacketStream;
+}
+
+/** Connects a raw client and waits for CONNACK. */
+export async function connect(broker: Broker, o: ConnectOptions = {}): Promise<RawClient> {
+  const version = o.version ?? 5;
+  const { server, client } = memoryTransportPair({ kind: o.kind ?? "quic" });
+  broker.handle(server);
+  const ctl = new PacketStream(client.control, version);
+  const { version: _v, kind: _k, noWait: _n, ...fields } = o;
+  ctl.send({
+    cmd: "connect",
+    protocolId: version === 3 ? "MQIsdp" : "MQTT",
+    protocolVersion: version,
+    clientId: o.clientId ?? "",
+    clean: o.clean ?? true,
+    keepalive: o.keepalive ?? 0,
+    ...fields,
+  } as IConnectPacket);
+  let connack: IConnackPacket | undefined;
+  if (!o.noWait) connack = await ctl.expect("connack");
+  return {
+    conn: client,
+    ctl,
+    connack,
+    stream(bidi = true) {
+      const s: MemoryStream = client.openStream({ bidi });
+      return new PacketStream(s, version);
+    },
+  };
+}
+
+/** Subscribes on a stream and waits for SUBACK. */
+export async function subscribe(
+  ps: PacketStream,
+  filter: string,
+  qos: 0 | 1 | 2 = 0,
+  extra: {
+    messageId?: number;
+    nl?: boolean;
+    rap?: boolean;
+    rh?: number;
+    subscriptionIdentifier?: number;
+  } = {},
+): Promise<number[]> {
+  ps.send({
+    cmd: "subscribe",
+    messageId: extra.messageId ?? 1,
+    subscriptions: [
+      {
+        topic: filter,
+        qos,
+        ...(ps.version === 5 ? { nl: extra.nl ?? false, rap: extra.rap ?? false, rh: extra.rh ?? 0 } : {}),
+      },
+    ],
+    ...(extra.subscriptionIdentifier
+      ? { properties: { subscriptionIdentifier: extra.subscriptionIdentifier } }
+      : {}),
+  });
+  const suback = await ps.expect("suback");
+  return suback.granted as number[];
+}
