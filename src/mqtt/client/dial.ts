@@ -1,0 +1,221 @@
+/**
+ * Network connections for the client: QUIC (`mqtt+quic://`, ALPN "mqtt"), TCP (`mqtt://`) and
+ * TLS over TCP (`mqtts://`), behind one small interface. This is the only client file that
+ * touches sockets; everything above it sees byte streams.
+ */
+import { lookup } from "node:dns/promises";
+import { once } from "node:events";
+import { isIP, connect as netConnect, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { connect as tlsConnect } from "node:tls";
+import { type QuicConnectOptions, QuicEndpoint, type QuicStream } from "../../net/quic.js";
+import type { CloseInfo } from "../../quic/connection.js";
+import { MqttConnectionError } from "./errors.js";
+import type { BrokerAddress } from "./url.js";
+
+/** A network connection to a broker as the client uses it. */
+export interface ClientTransport {
+  /** What it runs on. */
+  readonly kind: string;
+  /** The first stream (QUIC: the first client-opened bidi stream; TCP: the socket). */
+  readonly control: Duplex;
+  /** Whether `openStream` can open more streams (QUIC); TCP has only the control stream. */
+  readonly multiStream: boolean;
+  /** Opens a client bidi data stream. */
+  openStream(): Promise<Duplex>;
+  /** Registers the handler of server-opened streams (QUIC). */
+  onServerStream(listener: (stream: Duplex, bidi: boolean) => void): void;
+  /** Registers the handler called once when the connection is gone (`err` when it failed). */
+  onClose(listener: (err: Error | undefined) => void): void;
+  /**
+   * Ends the connection after what was written: FIN on the control stream, then (QUIC) waiting up
+   * to `graceMs` for the broker to close before closing ourselves.
+   */
+  close(graceMs: number): Promise<void>;
+  /** Drops the connection now (a lost network, a keepalive timeout). */
+  destroy(err?: Error): void;
+}
+
+/** Builds a transport to a broker; inject one (`ConnectOptions.dial`) to test without sockets. */
+export type Dialer = (address: BrokerAddress, opts: DialOptions) => Promise<ClientTransport>;
+
+/** TLS and QUIC settings passed to the dialer. */
+export interface DialOptions {
+  /** Trusted CA certificates (PEM text, or DER list for QUIC). Default: the system roots. */
+  ca?: string | Uint8Array[];
+  /** Skip certificate verification (tests only; never the default). */
+  insecure?: boolean;
+  /** Name for SNI and certificate verification (default: the URL's host). */
+  serverName?: string;
+  /** Client certificate and key, PEM (mqtts:// only). */
+  cert?: string;
+  key?: string;
+  /** Extra QUIC settings (crypto provider, transport parameters, keylog...). */
+  quic?: Partial<Omit<QuicConnectOptions, "alpn" | "ca" | "insecure" | "serverName">>;
+  /** Give up on the network handshake after this many ms. */
+  timeout: number;
+}
+
+/** The default dialer: picks QUIC, TCP or TLS from the URL. */
+export const defaultDialer: Dialer = (address, opts) => {
+  switch (address.kind) {
+    case "quic":
+      return dialQuic(address, opts);
+    case "tls":
+      return dialTls(address, opts);
+    default:
+      return dialTcp(address, opts);
+  }
+};
+
+/** QUIC: one client endpoint per connection, ALPN "mqtt", the first bidi stream as control stream. */
+export async function dialQuic(address: BrokerAddress, opts: DialOptions): Promise<ClientTransport> {
+  let host = address.host;
+  if (isIP(host) === 0) {
+    try {
+      host = (await lookup(host)).address;
+    } catch (e) {
+      throw new MqttConnectionError(`cannot resolve ${address.host}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  const endpoint = await QuicEndpoint.open({
+    host: isIP(host) === 6 ? "::" : "0.0.0.0",
+    ...(opts.quic?.crypto ? { crypto: opts.quic.crypto } : {}),
+    ...(opts.quic?.rng ? { rng: opts.quic.rng } : {}),
+  });
+  try {
+    const conn = await endpoint.connect(host, address.port, {
+      ...opts.quic,
+      alpn: ["mqtt"],
+      serverName: opts.serverName ?? address.host,
+      handshakeTimeout: opts.quic?.handshakeTimeout ?? opts.timeout,
+      ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
+      ...(opts.insecure ? { insecure: true } : {}),
+    });
+    const control = await conn.openStream({ bidi: true });
+    let closeListener: ((err: Error | undefined) => void) | undefined;
+    let closed: Error | undefined | null = null;
+    const closeEndpoint = () => {
+      endpoint.close().catch(() => {});
+    };
+    conn.once("close", (info: CloseInfo) => {
+      const normal = info.application && info.errorCode === 0;
+      closed = normal
+        ? undefined
+        : new MqttConnectionError(
+            `QUIC connection closed (${info.initiator === "local" ? "by us" : info.initiator === "remote" ? "by the broker" : info.initiator}): ${info.reason || `error 0x${info.errorCode.toString(16)}`}`,
+          );
+      closeListener?.(closed);
+      closeEndpoint();
+    });
+    return {
+      kind: "quic",
+      control,
+      multiStream: true,
+      openStream: () => conn.openStream({ bidi: true }),
+      onServerStream(listener) {
+        conn.on("stream", (s: QuicStream) => listener(s, s.bidi));
+      },
+      onClose(listener) {
+        if (closed !== null) queueMicrotask(() => listener(closed ?? undefined));
+        else closeListener = listener;
+      },
+      async close(graceMs) {
+        if (closed !== null) return;
+        control.end();
+        const t = setTimeout(() => void conn.close(0, "").catch(() => {}), graceMs);
+        await conn.closed();
+        clearTimeout(t);
+      },
+      destroy(err) {
+        if (closed !== null) return;
+        void conn.close(1, err?.message ?? "").catch(() => {});
+      },
+    };
+  } catch (e) {
+    await endpoint.close().catch(() => {});
+    throw e;
+  }
+}
+
+function socketTransport(kind: string, socket: Socket): ClientTransport {
+  let closeListener: ((err: Error | undefined) => void) | undefined;
+  let closed: Error | undefined | null = null;
+  let lastError: Error | undefined;
+  socket.on("error", (e) => {
+    lastError = e;
+  });
+  socket.once("close", () => {
+    closed = lastError
+      ? new MqttConnectionError(`${kind.toUpperCase()} connection failed: ${lastError.message}`, {
+          cause: lastError,
+        })
+      : undefined;
+    closeListener?.(closed);
+  });
+  return {
+    kind,
+    control: socket,
+    multiStream: false,
+    openStream: () => Promise.reject(new MqttConnectionError(`${kind} has a single stream`)),
+    onServerStream() {},
+    onClose(listener) {
+      if (closed !== null) queueMicrotask(() => listener(closed ?? undefined));
+      else closeListener = listener;
+    },
+    async close(graceMs) {
+      if (closed !== null || socket.destroyed) return;
+      const done = once(socket, "close");
+      socket.end();
+      const t = setTimeout(() => socket.destroy(), graceMs);
+      await done;
+      clearTimeout(t);
+    },
+    destroy(err) {
+      if (err) lastError = err;
+      socket.destroy();
+    },
+  };
+}
+
+async function connected(socket: Socket, event: string, what: string, timeout: number): Promise<void> {
+  const t = setTimeout(() => socket.destroy(new Error(`no connection within ${timeout} ms`)), timeout);
+  try {
+    await once(socket, event);
+  } catch (e) {
+    throw new MqttConnectionError(`cannot connect to ${what}: ${(e as Error).message}`, { cause: e });
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+/** Plain TCP (`mqtt://`). */
+export async function dialTcp(address: BrokerAddress, opts: DialOptions): Promise<ClientTransport> {
+  const socket = netConnect({ host: address.host, port: address.port });
+  socket.setNoDelay(true);
+  await connected(socket, "connect", `${address.host}:${address.port}`, opts.timeout);
+  return socketTransport("tcp", socket);
+}
+
+/** TLS over TCP (`mqtts://`). */
+export async function dialTls(address: BrokerAddress, opts: DialOptions): Promise<ClientTransport> {
+  const ca = typeof opts.ca === "string" ? opts.ca : opts.ca?.map((d) => derToPem(d));
+  const socket = tlsConnect({
+    host: address.host,
+    port: address.port,
+    servername: opts.serverName ?? (isIP(address.host) ? undefined : address.host),
+    rejectUnauthorized: !opts.insecure,
+    ALPNProtocols: ["mqtt"],
+    ...(ca ? { ca } : {}),
+    ...(opts.cert ? { cert: opts.cert } : {}),
+    ...(opts.key ? { key: opts.key } : {}),
+  });
+  socket.setNoDelay(true);
+  await connected(socket, "secureConnect", `${address.host}:${address.port} (TLS)`, opts.timeout);
+  return socketTransport("tls", socket);
+}
+
+function derToPem(der: Uint8Array): string {
+  const b64 = Buffer.from(der).toString("base64");
+  return `-----BEGIN CERTIFICATE-----\n${b64.replace(/(.{64})/g, "$1\n")}\n-----END CERTIFICATE-----\n`;
+}

@@ -1,0 +1,243 @@
+/**
+ * One network connection to the broker as MQTT uses it (a "link"; the MQTT session outlives it):
+ * the control channel, data channels opened lazily by logical key, server-opened delivery
+ * channels, and the keepalive.
+ *
+ * Stream mapping (DESIGN.md, MQTT over QUIC): in multi-stream mode the first stream is the control
+ * stream (CONNECT, CONNACK, PINGREQ/PINGRESP, AUTH, DISCONNECT) and every other packet travels on a
+ * data stream named by a key ("data", "pub:1", "topic:a/b", "sub:2"...); data streams are opened
+ * only after CONNACK. In single-stream mode (and over TCP) every key is the control stream.
+ */
+import type { Packet } from "mqtt-packet";
+import { PacketChannel } from "./channel.js";
+import type { ClientTransport } from "./dial.js";
+import { MqttConnectionError, MqttKeepaliveTimeoutError } from "./errors.js";
+import { type ClientScheduler, Timer } from "./timers.js";
+
+/** What a link reports to the client, synchronously. */
+export interface LinkEvents {
+  /** A packet arrived on `channel`. */
+  packet(packet: Packet, channel: PacketChannel): void;
+  /** A packet was sent on `channel`. */
+  sent(packet: Packet, channel: PacketChannel): void;
+  /** A client-opened data channel failed or was ended by the broker while we still used it. */
+  channelLost(channel: PacketChannel, err: Error | undefined): void;
+  /** The connection is gone (`err` unless it ended normally). Called once. */
+  lost(err: Error | undefined): void;
+}
+
+/** See the module comment. */
+export class Link {
+  readonly control: PacketChannel;
+  private readonly channels = new Map<string, PacketChannel>();
+  private readonly serverChannels = new Set<PacketChannel>();
+  private dataAllowed = false;
+  private gone = false;
+  private lastSent: number;
+  private keepaliveMs = 0;
+  private readonly pingTimer: Timer;
+  private readonly pingDeadline: Timer;
+  private serverStreams = 0;
+
+  constructor(
+    private readonly transport: ClientTransport,
+    private readonly protocolVersion: 4 | 5,
+    /** Whether packets other than CONNECT-class ones get their own streams. */
+    readonly multiStream: boolean,
+    private readonly scheduler: ClientScheduler,
+    private readonly events: LinkEvents,
+  ) {
+    this.lastSent = scheduler.now();
+    this.pingTimer = new Timer(scheduler, () => this.onPingTimer());
+    this.pingDeadline = new Timer(scheduler, () =>
+      this.destroy(new MqttKeepaliveTimeoutError(this.keepaliveMs / 1000)),
+    );
+    this.control = this.makeChannel("control", "control");
+    this.control.attach(transport.control);
+    transport.onServerStream((stream, bidi) => {
+      if (this.gone) {
+        stream.destroy();
+        return;
+      }
+      const ch = this.makeChannel(`server:${++this.serverStreams}`, bidi ? "server-bidi" : "server-uni");
+      this.serverChannels.add(ch);
+      ch.attach(stream);
+    });
+    transport.onClose((err) => this.finish(err));
+  }
+
+  /** What the transport is ("quic", "tcp", "tls"...). */
+  get kind(): string {
+    return this.transport.kind;
+  }
+
+  /** Whether the link is closed or closing. */
+  get isGone(): boolean {
+    return this.gone;
+  }
+
+  /** Called on CONNACK: data streams may be opened from now on [DESIGN.md: held until CONNACK]. */
+  allowData(): void {
+    this.dataAllowed = true;
+  }
+
+  /**
+   * The channel for a logical key, opening a data stream for it if needed. In single-stream mode,
+   * or before CONNACK, or for "control", this is the control channel.
+   */
+  channel(key: string): PacketChannel {
+    if (!this.multiStream || key === "control" || !this.dataAllowed) return this.control;
+    let ch = this.channels.get(key);
+    if (ch && !ch.isClosed && !ch.isEnding) return ch;
+    ch = this.makeChannel(key, "data");
+    this.channels.set(key, ch);
+    const opening = ch;
+    this.transport.openStream().then(
+      (s) => opening.attach(s),
+      (e: Error) => opening.destroy(e),
+    );
+    return ch;
+  }
+
+  /** Whether a data channel for `key` is open (for tests and stream accounting). */
+  hasChannel(key: string): boolean {
+    const ch = this.channels.get(key);
+    return ch !== undefined && !ch.isClosed;
+  }
+
+  /** Sends a packet on the channel of `key`. False once the link is gone. */
+  send(key: string, packet: Packet): boolean {
+    if (this.gone) return false;
+    return this.channel(key).send(packet);
+  }
+
+  /**
+   * Where to answer a packet that arrived on `ch`: on the same stream, except for a server-opened
+   * unidirectional stream (the control stream) [DESIGN.md] and a stream we already ended.
+   */
+  replyChannel(ch: PacketChannel): PacketChannel {
+    if (ch.kind === "server-uni") return this.control;
+    if (ch.isClosed || ch.isEnding) return this.channel("data");
+    return ch;
+  }
+
+  /** Ends the data channel of `key` (FIN) once it is no longer needed. */
+  endChannel(key: string): void {
+    const ch = this.channels.get(key);
+    if (!ch) return;
+    this.channels.delete(key);
+    ch.end();
+  }
+
+  /** Starts the keepalive: a PINGREQ whenever nothing was sent for `seconds` (0 disables). */
+  startKeepalive(seconds: number): void {
+    this.keepaliveMs = seconds * 1000;
+    if (this.keepaliveMs > 0 && !this.gone) this.pingTimer.start(this.keepaliveMs);
+  }
+
+  /** A PINGRESP arrived. */
+  onPingResponse(): void {
+    this.pingDeadline.stop();
+  }
+
+  private onPingTimer(): void {
+    if (this.gone) return;
+    const idle = this.scheduler.now() - this.lastSent;
+    if (idle >= this.keepaliveMs - 1) {
+      // [MQTT-3.1.2-23] a Control Packet within every keepalive period; traffic on any stream counts.
+      this.control.send({ cmd: "pingreq" });
+      if (!this.pingDeadline.isArmed) this.pingDeadline.start(this.keepaliveMs);
+      this.pingTimer.start(this.keepaliveMs);
+    } else {
+      this.pingTimer.start(this.keepaliveMs - idle);
+    }
+  }
+
+  /**
+   * Sends `packet` (a DISCONNECT, or nothing) on the control stream and closes the connection
+   * gracefully; no packet is sent after it [MQTT-3.14.4-1]. `err` is what `lost` reports.
+   */
+  async close(packet: Packet | undefined, graceMs: number, err?: Error): Promise<void> {
+    if (this.gone) return;
+    if (packet) this.control.send(packet);
+    this.gone = true;
+    this.stopTimers();
+    for (const ch of this.channels.values()) ch.end();
+    try {
+      await this.transport.close(graceMs);
+    } finally {
+      this.finish(err);
+    }
+  }
+
+  /** Resolves once the link is gone. */
+  whenGone(): Promise<void> {
+    if (this.lostReported) return Promise.resolve();
+    return new Promise((resolve) => this.goneWaiters.push(resolve));
+  }
+
+  /** Drops the connection now (keepalive timeout, protocol error, a lost stream). */
+  destroy(err: Error | undefined): void {
+    if (this.gone) {
+      this.finish(err);
+      return;
+    }
+    this.gone = true;
+    this.stopTimers();
+    this.transport.destroy(err);
+    this.finish(err);
+  }
+
+  private lostReported = false;
+  private goneWaiters: (() => void)[] = [];
+
+  private finish(err: Error | undefined): void {
+    this.gone = true;
+    this.stopTimers();
+    if (this.lostReported) return;
+    this.lostReported = true;
+    this.events.lost(err);
+    for (const w of this.goneWaiters.splice(0)) w();
+  }
+
+  private stopTimers(): void {
+    this.pingTimer.stop();
+    this.pingDeadline.stop();
+  }
+
+  private makeChannel(key: string, kind: PacketChannel["kind"]): PacketChannel {
+    return new PacketChannel(key, kind, this.protocolVersion, {
+      packet: (p, ch) => {
+        if (!this.gone) this.events.packet(p, ch);
+      },
+      sent: (p, ch) => {
+        this.lastSent = this.scheduler.now();
+        this.events.sent(p, ch);
+      },
+      peerEnded: (ch) => {
+        if (this.gone) return;
+        if (ch.kind === "control")
+          this.destroy(new MqttConnectionError("the broker closed the control stream"));
+        else if (ch.kind === "data" && !ch.isEnding) this.dataChannelLost(ch, undefined);
+      },
+      closed: (ch, err) => {
+        this.serverChannels.delete(ch);
+        if (this.gone) return;
+        if (ch.kind === "control") {
+          this.destroy(err ?? new MqttConnectionError("the control stream closed"));
+          return;
+        }
+        if (ch.kind === "data" && this.channels.get(ch.key) === ch) {
+          this.channels.delete(ch.key);
+          if (!ch.isEnding || err) this.dataChannelLost(ch, err);
+        }
+      },
+    });
+  }
+
+  private dataChannelLost(ch: PacketChannel, err: Error | undefined): void {
+    if (this.channels.get(ch.key) === ch) this.channels.delete(ch.key);
+    ch.destroy();
+    this.events.channelLost(ch, err);
+  }
+}
