@@ -103,6 +103,7 @@ export class MqttClient extends EventEmitter<MqttClientEvents> {
   private publisherSeq = 0;
   private endPromise: Promise<void> | undefined;
   private disconnectError: Error | undefined;
+  private gaveUpBecause: Error | undefined;
 
   constructor(url: string | URL, opts: ConnectOptions = {}) {
     super();
@@ -115,6 +116,7 @@ export class MqttClient extends EventEmitter<MqttClientEvents> {
       protocolVersion: this.options.protocolVersion,
       connectedLink: () => this.connectedLink,
       canQueueOffline: () => this.canQueueOffline(),
+      notConnected: (what: string) => new MqttNotConnectedError(what, this.gaveUpBecause),
       reportError: (e: Error) => this.emitError(e),
     };
     this.outbox = new Outbox(host, this.options.offlineQueueLimit);
@@ -365,7 +367,9 @@ export class MqttClient extends EventEmitter<MqttClientEvents> {
     this.emit("close");
     if (this.disconnecting) return;
     if (this.disconnectError || this.options.reconnect === false) {
-      this.giveUp(this.disconnectError ?? new MqttNotConnectedError("publishing"));
+      this.giveUp(
+        this.disconnectError ?? err ?? new MqttConnectionError("the connection closed and reconnect is off"),
+      );
       return;
     }
     this.state = "waiting";
@@ -390,7 +394,8 @@ export class MqttClient extends EventEmitter<MqttClientEvents> {
 
   private giveUp(err: Error): void {
     this.state = "disconnected";
-    this.outbox.rejectQueued(err);
+    this.gaveUpBecause = err;
+    this.outbox.rejectQueued(new MqttNotConnectedError("the queued publish", err));
   }
 
   private scheduleReconnect(): void {

@@ -39,8 +39,12 @@ export class MqttOfflineQueueFullError extends MquicttError {
 
 /** The operation needs a connection and the client is not connected (and will not reconnect). */
 export class MqttNotConnectedError extends MquicttError {
-  constructor(what = "the operation") {
-    super("ERR_MQTT_NOT_CONNECTED", `${what} needs a connection and the client is not connected`);
+  constructor(what = "the operation", cause?: Error) {
+    super(
+      "ERR_MQTT_NOT_CONNECTED",
+      `${what} needs a connection and the client is not connected${cause ? ` (${cause.message})` : ""}`,
+      cause ? { cause } : undefined,
+    );
   }
 }
 

@@ -17,7 +17,7 @@ import type {
 } from "mqtt-packet";
 import type { PacketChannel } from "./channel.js";
 import { afterMaybe, type Deferred, deferred } from "./deferred.js";
-import { MqttAckError, MqttNotConnectedError, MqttOfflineQueueFullError } from "./errors.js";
+import { MqttAckError, MqttOfflineQueueFullError } from "./errors.js";
 import type { Link } from "./link.js";
 import type { PacketIdAllocator } from "./packet-id.js";
 import type { ClientSessionStore, PublishProperties, StoredPublish } from "./session-store.js";
@@ -59,6 +59,8 @@ export interface OutboxHost {
   connectedLink(): Link | undefined;
   /** Whether a publish while offline waits for a reconnect (false: it fails at once). */
   canQueueOffline(): boolean;
+  /** The error for an operation that needs a connection the client no longer tries to make. */
+  notConnected(what: string): Error;
   /** Reports an error nobody awaits (a store failure for a restored message). */
   reportError(err: Error): void;
 }
@@ -107,7 +109,7 @@ export class Outbox {
     const link = this.host.connectedLink();
     if (!link) {
       if (!this.host.canQueueOffline())
-        return Promise.reject(new MqttNotConnectedError(`publishing to ${msg.topic}`));
+        return Promise.reject(this.host.notConnected(`publishing to ${msg.topic}`));
       if (this.queue.length >= this.offlineLimit)
         return Promise.reject(new MqttOfflineQueueFullError(this.offlineLimit));
     }

@@ -12,7 +12,7 @@ import type { ISubscription, Packet } from "mqtt-packet";
 import { parseSharedFilter, topicMatches } from "../topic.js";
 import type { PacketChannel } from "./channel.js";
 import { type Deferred, deferred } from "./deferred.js";
-import { MqttNotConnectedError } from "./errors.js";
+import { MqttUnsupportedError } from "./errors.js";
 import type { Link } from "./link.js";
 import type { PacketIdAllocator } from "./packet-id.js";
 import type { MqttMessage, SubscribeOptions, UserProperties } from "./types.js";
@@ -58,6 +58,8 @@ export interface SubscriptionsHost {
   readonly ids: PacketIdAllocator;
   connectedLink(): Link | undefined;
   canQueueOffline(): boolean;
+  /** The error for an operation that needs a connection the client no longer tries to make. */
+  notConnected(what: string): Error;
   /** Whether Subscription Identifiers are in use on the current connection. */
   subscriptionIdsInUse(): boolean;
   /** A resubscription failed after a reconnect (no caller awaits it). */
@@ -113,7 +115,7 @@ export class Subscriptions {
       live: true,
     };
     if (!this.host.connectedLink() && !this.host.canQueueOffline()) {
-      return { group, codes: Promise.reject(new MqttNotConnectedError("subscribing")) };
+      return { group, codes: Promise.reject(this.host.notConnected("subscribing")) };
     }
     this.groups.set(id, group);
     return { group, codes: this.request("subscribe", group, entries, false) };
@@ -122,7 +124,7 @@ export class Subscriptions {
   /** Unsubscribes `topics` wherever they are subscribed. Resolves with the UNSUBACK codes. */
   unsubscribe(topics: string[]): Promise<number[]> {
     if (!this.host.connectedLink() && !this.host.canQueueOffline())
-      return Promise.reject(new MqttNotConnectedError("unsubscribing"));
+      return Promise.reject(this.host.notConnected("unsubscribing"));
     const requests: Promise<number[]>[] = [];
     const found = new Set<string>();
     for (const g of this.groups.values()) {
@@ -182,7 +184,8 @@ export class Subscriptions {
     resubscribe: boolean,
   ): Promise<number[]> {
     const packetId = this.host.ids.allocate();
-    if (packetId === undefined) return Promise.reject(new MqttNotConnectedError("65535 requests in flight;"));
+    if (packetId === undefined)
+      return Promise.reject(new MqttUnsupportedError("all 65535 packet identifiers are in use"));
     const op: SubOp = { packetId, kind, group, entries, resubscribe, sentOn: undefined, done: deferred() };
     this.ops.set(packetId, op);
     const link = this.host.connectedLink();
