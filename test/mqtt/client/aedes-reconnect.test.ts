@@ -190,7 +190,7 @@ describe("reconnect and session resumption against aedes", () => {
     await delay(300);
     expect(dialer.transports.length).toBe(2);
     expect(c.reconnecting).toBe(false);
-    const err = await c.publish("x", "y").catch((e: Error) => e);
+    const err = (await c.publish("x", "y").catch((e: Error) => e)) as Error;
     expect(err).toMatchObject({ code: "ERR_MQTT_NOT_CONNECTED" });
     expect(err.message).toContain("0x87 Not authorized");
   });
