@@ -2,6 +2,8 @@
  * Test helpers: a broker on a manual clock, and raw MQTT packet clients on in-memory transports
  * (so tests see and send every byte: malformed packets, stream choices, DUP flags...).
  */
+import { once } from "node:events";
+import { createConnection } from "node:net";
 import type { Duplex } from "node:stream";
 import type { IConnackPacket, IConnectPacket, Packet } from "mqtt-packet";
 import mqttPacket from "mqtt-packet";
@@ -118,26 +120,44 @@ export function makeBroker(opts: BrokerOptions = {}): { broker: Broker; clock: M
 export interface ConnectOptions extends Partial<Omit<IConnectPacket, "cmd">> {
   version?: 3 | 4 | 5;
   kind?: "tcp" | "quic" | "memory";
+  /** Connect over real TCP to this port instead of an in-memory pair. */
+  tcpPort?: number;
   /** Don't wait for CONNACK. */
   noWait?: boolean;
 }
 
-/** A raw client on an in-memory transport. */
+/** A raw client on an in-memory transport (or a TCP socket). */
 export interface RawClient {
+  /** The in-memory connection (throws for TCP clients). */
   conn: MemoryClient;
   ctl: PacketStream;
   connack: IConnackPacket | undefined;
   /** Opens a data stream (bidi by default) speaking the same protocol version. */
   stream(bidi?: boolean): PacketStream;
+  /** Kills the connection abruptly (network loss). */
+  kill(): void;
 }
 
 /** Connects a raw client and waits for CONNACK. */
 export async function connect(broker: Broker, o: ConnectOptions = {}): Promise<RawClient> {
   const version = o.version ?? 5;
-  const { server, client } = memoryTransportPair({ kind: o.kind ?? "quic" });
-  broker.handle(server);
-  const ctl = new PacketStream(client.control, version);
-  const { version: _v, kind: _k, noWait: _n, ...fields } = o;
+  let ctl: PacketStream;
+  let client: MemoryClient | undefined;
+  let kill: () => void;
+  if (o.tcpPort !== undefined) {
+    const socket = createConnection({ port: o.tcpPort, host: "127.0.0.1" });
+    socket.setNoDelay(true);
+    await once(socket, "connect");
+    ctl = new PacketStream(socket, version);
+    kill = () => socket.destroy();
+  } else {
+    const pair = memoryTransportPair({ kind: o.kind ?? "quic" });
+    broker.handle(pair.server);
+    client = pair.client;
+    ctl = new PacketStream(client.control, version);
+    kill = () => pair.client.destroy();
+  }
+  const { version: _v, kind: _k, noWait: _n, tcpPort: _t, ...fields } = o;
   ctl.send({
     cmd: "connect",
     protocolId: version === 3 ? "MQIsdp" : "MQTT",
@@ -150,13 +170,18 @@ export async function connect(broker: Broker, o: ConnectOptions = {}): Promise<R
   let connack: IConnackPacket | undefined;
   if (!o.noWait) connack = await ctl.expect("connack");
   return {
-    conn: client,
+    get conn(): MemoryClient {
+      if (!client) throw new Error("not an in-memory client");
+      return client;
+    },
     ctl,
     connack,
     stream(bidi = true) {
+      if (!client) throw new Error("not an in-memory client");
       const s: MemoryStream = client.openStream({ bidi });
       return new PacketStream(s, version);
     },
+    kill,
   };
 }
 
