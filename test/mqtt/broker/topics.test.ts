@@ -91,7 +91,7 @@ describe("matching", () => {
   it("the subscription tree agrees with topicMatches", () => {
     const tree = new SubscriptionTree();
     const filters = [...new Set(cases.map((c) => c[0]))];
-    filters.forEach((f, i) => tree.add(`c${i}`, sub(f)));
+    for (const [i, f] of filters.entries()) tree.add(`c${i}`, sub(f));
     for (const [, t] of cases) {
       const got = tree
         .match(t)
