@@ -149,7 +149,8 @@ type Token =
   | { k: "handshake_done" }
   | { k: "new_cid"; frame: Frame & { type: "new_connection_id" } }
   | { k: "retire_cid"; sequence: number }
-  | { k: "ping" };
+  | { k: "ping" }
+  | { k: "pmtu"; size: number };
 
 type State = "handshake" | "established" | "closing" | "draining" | "closed";
 
@@ -229,6 +230,12 @@ export class Connection {
   private readonly localParams: TransportParameters;
   private peerParams: TransportParameters | undefined;
   private maxDatagramSize = 1200;
+  /**
+   * DPLPMTUD (RFC 9000 §14.3, RFC 8899): sizes above 1200 bytes are used only once a probe of
+   * that size was acknowledged. `low` is validated, `high` failed (target + 1 before any
+   * failure), `size` the one being probed (0: search over), `lost` its lost probes.
+   */
+  private readonly pmtu = { target: 0, size: 0, low: 1200, high: 0, lost: 0, due: false };
   private idleTimeout = 0;
   /** An ack-eliciting packet was sent since the last packet received (idle timer, §10.1). */
   private ackElicitingSentSinceReceipt = false;
@@ -796,6 +803,9 @@ export class Connection {
       case "control":
         this.streams.onControlFrameAcked(t.frame);
         return;
+      case "pmtu":
+        this.onPmtuProbe(t.size, true);
+        return;
       default:
         return;
     }
@@ -822,6 +832,9 @@ export class Connection {
         return;
       case "retire_cid":
         this.pendingRetireCids.push(t.sequence);
+        return;
+      case "pmtu":
+        this.onPmtuProbe(t.size, false);
         return;
       default:
         return;
@@ -947,9 +960,11 @@ export class Connection {
     const ours = this.settings.maxIdleTimeout;
     const theirs = p.maxIdleTimeout;
     this.idleTimeout = ours === 0 ? theirs : theirs === 0 ? ours : Math.min(ours, theirs);
-    this.maxDatagramSize = Math.max(1200, Math.min(this.settings.maxUdpPayloadSize, p.maxUdpPayloadSize));
-    this.loss.cc.setMaxDatagramSize(this.maxDatagramSize);
-    this.pacer.setMaxDatagramSize(this.maxDatagramSize);
+    // RFC 9000 §14.3: no datagram above 1200 bytes until the path is known to carry it; the
+    // size both sides allow is probed once the handshake is confirmed (see transmitPmtuProbe).
+    const target = Math.max(1200, Math.min(this.settings.maxUdpPayloadSize, p.maxUdpPayloadSize));
+    if (target > this.pmtu.low)
+      Object.assign(this.pmtu, { target, size: target, high: target + 1, due: true });
   }
 
   private onPeerKeyUpdate(now: number, pn: number): void {
@@ -1218,6 +1233,10 @@ export class Connection {
   }
 
   private transmit(now: number): Uint8Array | undefined {
+    if (this.pmtu.due && this.handshakeConfirmed) {
+      const probe = this.transmitPmtuProbe(now);
+      if (probe) return probe;
+    }
     const budget = this.amplificationBudget();
     const limited = budget < this.maxDatagramSize;
     this.loss.setAmplificationLimited(this.role === "server" && !this.addressValidated && limited, now);
@@ -1286,6 +1305,69 @@ export class Connection {
       }
     }
     return buf.subarray(0, at);
+  }
+
+  /**
+   * A PMTU probe (RFC 9000 §14.4): one 1-RTT packet of PING and PADDING filling `pmtu.size`
+   * bytes. It is not counted in flight, so its loss (likely: it may exceed the path MTU) is no
+   * congestion signal and arms no PTO, and it carries no data that would need retransmitting.
+   */
+  private transmitPmtuProbe(now: number): Uint8Array | undefined {
+    const app = this.spaces[PnSpace.ApplicationData];
+    if (!app.writeKeys) return undefined;
+    this.pmtu.due = false;
+    const size = this.pmtu.size;
+    const pn = app.nextPn;
+    const buf = new Uint8Array(size);
+    const layout = writeShortHeader(buf, 0, {
+      dcid: this.peerCids.current.cid,
+      packetNumber: pn,
+      pnLength: 4,
+      keyPhase: this.keyPhase,
+    });
+    buf[layout.payloadOffset] = 0x01; // PING; the zero bytes after it are PADDING frames
+    const end = protect(app.writeKeys, buf, layout, size - AEAD_TAG_LENGTH);
+    app.nextPn++;
+    this.loss.onPacketSent(PnSpace.ApplicationData, {
+      pn,
+      timeSent: now,
+      size: end,
+      ackEliciting: true,
+      inFlight: false,
+      tokens: [{ k: "pmtu", size }],
+    });
+    this.stats.packetsSent++;
+    this.bytesSent += end;
+    this.stats.bytesSent += end;
+    return buf.subarray(0, end);
+  }
+
+  /**
+   * A PMTU probe of `size` was acknowledged or lost: raise the datagram size, or retry (RFC 8899
+   * §5.1.2: MAX_PROBES = 3) before trying a smaller size, halving the gap between the largest
+   * validated and the smallest failed size until it is at most 16 bytes.
+   */
+  private onPmtuProbe(size: number, acked: boolean): void {
+    const m = this.pmtu;
+    if (size !== m.size) return; // a stale probe
+    if (acked) {
+      m.low = size;
+      m.lost = 0;
+      if (size > this.maxDatagramSize) {
+        this.maxDatagramSize = size;
+        this.loss.cc.setMaxDatagramSize(size);
+        this.pacer.setMaxDatagramSize(size);
+      }
+    } else if (++m.lost < 3) {
+      m.due = true;
+      return;
+    } else {
+      m.high = size;
+      m.lost = 0;
+    }
+    if (m.high > m.target) m.size = m.target > m.low ? m.target : 0;
+    else m.size = m.high - m.low > 16 ? Math.floor((m.low + m.high) / 2) : 0;
+    m.due = m.size > 0;
   }
 
   private laterSpaceWantsToSend(id: PnSpace, ackOnly: boolean, now: number): boolean {
