@@ -177,7 +177,9 @@ const quinnWww = mkdtempSync(join(tmpdir(), "mquictt-bench-qwww-"));
 
 async function startServer(c: Case, profile?: string): Promise<{ child: Child; port: number }> {
   if (c.server === "mquictt") {
-    const child = spawnPeer("mquictt-server", ["--crypto", c.crypto ?? "auto"], { cpuProfile: profile });
+    const child = spawnPeer("mquictt-server", ["--crypto", c.crypto ?? "auto", "--stats"], {
+      cpuProfile: profile,
+    });
     const port = Number((await child.waitFor(/listening on .*:(\d+)/, 60_000))[1]);
     return { child, port };
   }

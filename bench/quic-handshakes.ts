@@ -22,15 +22,26 @@
  *
  *   npx tsx bench/quic-handshakes.ts           full run (~1-2 min)
  *   npx tsx bench/quic-handshakes.ts --quick   CI smoke run (a few seconds)
+ *   npx tsx bench/quic-handshakes.ts --profile DIR   CPU-profile the mquictt server (node crypto)
+ *       under quinn load; profiles in DIR, a top-20 self-time summary on stdout
  *
  * Prints a table on stdout, progress on stderr, writes bench/results/handshakes.json
  * (handshakes-quick.json for --quick).
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Child, canPin, cpuSecondsOf, resultOf, spawnPeer, spawnProgram } from "./lib/procs.js";
+import { summariseProfile } from "./lib/cpu-profile.js";
+import {
+  type Child,
+  canPin,
+  cpuSecondsOf,
+  mainThreadProfile,
+  resultOf,
+  spawnPeer,
+  spawnProgram,
+} from "./lib/procs.js";
 import { quinnPeerBinary } from "./lib/quinn-peer.js";
 import {
   flag,
@@ -71,11 +82,16 @@ const COUNT = Number(flag(argv, "--count") ?? (quick ? 30 : 400));
 const WARMUP = Number(flag(argv, "--warmup") ?? (quick ? 10 : 50));
 const CONCURRENCY = Number(flag(argv, "--concurrency") ?? 8);
 const QUINN_PROCS = Number(flag(argv, "--quinn-clients") ?? 4);
+const profileDir = flag(argv, "--profile");
 const pin = canPin(cpus().length) && !argv.includes("--no-pin");
 const SERVER_CPU = pin ? "1" : undefined;
 const LOAD_CPU = pin ? "0" : undefined;
 
 function cases(): Case[] {
+  if (profileDir)
+    return [
+      { id: "mquictt-node/quinn", server: "mquictt-node", load: { kind: "quinn", processes: QUINN_PROCS } },
+    ];
   const list: Case[] = [];
   const servers: Server[] = quick ? ["mquictt-node"] : ["mquictt-node", "mquictt-noble", "quinn"];
   for (const server of servers) {
@@ -108,6 +124,7 @@ async function startServer(s: Server): Promise<{ child: Child; port: number }> {
         })
       : spawnPeer("mquictt-server", ["--crypto", s === "mquictt-node" ? "node" : "noble"], {
           cpus: SERVER_CPU,
+          cpuProfile: profileDir,
         });
   const port = Number((await child.waitFor(/listening on .*:(\d+)/, 60_000))[1]);
   return { child, port };
@@ -214,6 +231,10 @@ function gitDescribe(): string {
 
 async function main(): Promise<void> {
   const started = performance.now();
+  if (profileDir) {
+    rmSync(profileDir, { recursive: true, force: true });
+    mkdirSync(profileDir, { recursive: true });
+  }
   const list = cases();
   if (list.some((c) => c.server === "quinn" || c.load.kind === "quinn")) {
     progress("locating (or building) the quinn peer...");
@@ -269,6 +290,11 @@ async function main(): Promise<void> {
   const failures = results.reduce((n, r) => n + r.o.failures, 0);
   if (failures > 0) console.log(`\n${failures} connection(s) failed (see stderr)`);
 
+  if (profileDir) {
+    rmSync(www, { recursive: true, force: true });
+    console.log(`\n${summariseProfile(mainThreadProfile(profileDir), 20, "src/quic/")}`);
+    return;
+  }
   const out = writeResult(quick ? "handshakes-quick.json" : "handshakes.json", {
     date: new Date().toISOString(),
     quick,

@@ -77,7 +77,8 @@ export function selfTimes(
     if (!n) continue;
     totalUs += us;
     const file = shortFile(n.callFrame.url);
-    const fn = n.callFrame.functionName || "(anonymous)";
+    const name = n.callFrame.functionName || "(anonymous)";
+    const fn = name.length > 60 ? `${name.slice(0, 57)}...` : name;
     if (fn === "(idle)") idleUs += us;
     const key = `${file}\0${fn}`;
     const g = groups.get(key);

@@ -5,7 +5,8 @@
  *                                            ACK_EVERY datagrams with its running total
  *   udp-source --port P --bytes N --size S [--aead] [--window W] [--connected]
  *                                            raw sender with a simple window (the ceilings)
- *   mquictt-server --crypto C                the hq-interop server with the virtual /bench/<N> route
+ *   mquictt-server --crypto C [--stats]      the hq-interop server with the virtual /bench/<N> route
+ *                                            (--stats: a `STATS {json}` line per closed connection)
  *   mquictt-get --port P --bytes N --crypto C
  *                                            GET /bench/N over one connection, one stream
  *   mquictt-handshakes --port P --count K --warmup W --concurrency C --crypto C
@@ -224,9 +225,11 @@ async function mquicttServer(): Promise<void> {
     (line) => process.stdout.write(`${line}\n`),
   );
   // Per-connection transport counters, for the goodput table's details.
-  ep.on("connection", (conn: QuicConnection) => {
-    conn.once("close", () => process.stdout.write(`STATS ${JSON.stringify(conn.core.stats)}\n`));
-  });
+  if (argv.includes("--stats")) {
+    ep.on("connection", (conn: QuicConnection) => {
+      conn.once("close", () => process.stdout.write(`STATS ${JSON.stringify(conn.core.stats)}\n`));
+    });
+  }
   onTerm(() => ep.close());
 }
 
