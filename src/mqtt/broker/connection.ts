@@ -665,11 +665,9 @@ export class ClientConnection implements SessionLink {
     this.inboxQos = 0;
     for (const ss of this.held) ss.duplex.destroy();
     this.held = [];
-    if (peerGone) {
-      // The peer is gone: release our side of every stream.
-      for (const ss of this.streams) if (!ss.duplex.destroyed) ss.duplex.destroy();
-    }
     this.broker.connectionLost(this, wasConnected, this.ended);
+    // The peer went away (control stream ended or broke, network loss): tear the rest down.
+    if (peerGone) this.transport.close(TransportCloseCode.ControlStreamDown, reason);
   }
 
   /** Whether the connection has ended (re-read after an await). */
