@@ -307,7 +307,6 @@ export class MqttClient extends EventEmitter<MqttClientEvents> {
 
   /** @internal */
   protocolError(link: Link, err: MqttProtocolError): void {
-    this.emitError(err);
     const pkt: Packet | undefined =
       this.options.protocolVersion === 5 && this.connectedLink === link
         ? { cmd: "disconnect", reasonCode: err.reasonCode }

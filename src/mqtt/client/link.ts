@@ -161,6 +161,7 @@ export class Link {
     if (this.gone) return;
     if (packet) this.control.send(packet);
     this.gone = true;
+    this.closeError = err;
     this.stopTimers();
     for (const ch of this.channels.values()) ch.end();
     try {
@@ -183,6 +184,7 @@ export class Link {
       return;
     }
     this.gone = true;
+    this.closeError = err;
     this.stopTimers();
     this.transport.destroy(err);
     this.finish(err);
@@ -190,13 +192,15 @@ export class Link {
 
   private lostReported = false;
   private goneWaiters: (() => void)[] = [];
+  /** Why we are closing, when we close because of an error: what `lost` reports. */
+  private closeError: Error | undefined;
 
   private finish(err: Error | undefined): void {
     this.gone = true;
     this.stopTimers();
     if (this.lostReported) return;
     this.lostReported = true;
-    this.events.lost(err);
+    this.events.lost(this.closeError ?? err);
     for (const w of this.goneWaiters.splice(0)) w();
   }
 
