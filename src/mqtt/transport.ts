@@ -11,6 +11,8 @@
  *   MQTT connection (the broker then calls `close`).
  * - `stream` is emitted for each later client-opened stream, after `handle(transport)` was called
  *   (buffer earlier ones). Uni streams are readable only (the broker never writes to them).
+ *   For QUIC, call `handle()` once the client opened its first bidi stream: that one is `control`.
+ * - `datagram` (optional) is emitted for each QUIC DATAGRAM frame the client sends.
  * - A stream the peer resets is destroyed with an error (any error; QUIC uses StreamResetError).
  * - `resetStream(stream, code)` abandons one stream in both directions (QUIC: RESET_STREAM and
  *   STOP_SENDING with `code`, the MQTT reason code that caused it); other streams go on.
@@ -58,6 +60,11 @@ export interface MqttTransport {
   readonly control: Duplex;
   /** Later client-opened streams (QUIC multi-stream): bidi data streams and uni streams. */
   on(event: "stream", listener: (stream: Duplex, info: StreamInfo) => void): this;
+  /**
+   * An unreliable QUIC DATAGRAM (RFC 9221) from the client, when the transport supports them:
+   * one QoS 0 PUBLISH, optionally preceded by a flow header. Anything else in it is dropped.
+   */
+  on(event: "datagram", listener: (data: Uint8Array) => void): this;
   /** The connection is gone (emitted once). */
   on(event: "close", listener: () => void): this;
   /** Resets one stream (a protocol error on a data stream resets that stream only). */
@@ -251,6 +258,14 @@ export class MemoryClient extends EventEmitter {
     }
     this.server.emit("stream", s, { bidi, id } satisfies StreamInfo);
     return c;
+  }
+
+  /** Sends a QUIC-style DATAGRAM to the broker (delivered asynchronously, or lost if closed). */
+  sendDatagram(data: Uint8Array): void {
+    if (this.state.info) return;
+    process.nextTick(() => {
+      if (!this.state.info) this.server.emit("datagram", data);
+    });
   }
 
   /** Resets one stream from the client side (the broker's end is destroyed with an error). */

@@ -13,6 +13,26 @@
  * optional data streams), and TCP, QUIC and in-memory connections share one session and routing
  * core, so a TCP publisher reaches a QUIC subscriber and back. Time comes from the injected
  * {@link Scheduler}; persistence from the injected stores.
+ *
+ * Stream rules (MQTT over QUIC, DESIGN.md), decided here so that every dialect works:
+ * - The control stream accepts every packet a client may send. A client that never opens a
+ *   data stream is a single-stream client and needs nothing else; EMQX-style and mqtt.ai-style
+ *   clients also keep SUBSCRIBE (and sometimes PUBLISH) there. So a data packet on the control
+ *   stream is never an error.
+ * - A data stream (later client-opened bidi stream) accepts PUBLISH, PUBACK, PUBREC, PUBREL,
+ *   PUBCOMP, SUBSCRIBE and UNSUBSCRIBE only; CONNECT, PINGREQ, DISCONNECT, AUTH there are a
+ *   protocol error that resets that stream (code 0x82). Data streams are read only after CONNACK.
+ * - Replies go back where the request came from: PUBACK/PUBREC/PUBCOMP on the PUBLISH's or
+ *   PUBREL's stream, SUBACK/UNSUBACK on the SUBSCRIBE's stream, and every delivery for a
+ *   subscription on the stream that carried its SUBSCRIBE (one copy per stream when
+ *   overlapping subscriptions live on different streams). If that stream is gone, the control
+ *   stream. Resends after reconnect go on the control stream.
+ * - A unidirectional stream carries PUBLISH only; its acks go on the control stream. Any client
+ *   stream may start with an mqtt.ai flow header (0x11-0x13), which is parsed and recorded.
+ * - An error on a data or uni stream (malformed, oversize, protocol) resets that stream with the
+ *   reason code; errors about the whole session (Receive Maximum 0x93, quota) and any error on
+ *   the control stream end the connection: DISCONNECT with the reason code (v5), then close.
+ * - Traffic on any stream counts for keepalive.
  */
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";

@@ -11,7 +11,7 @@
  * quota); on the control stream it ends the connection with DISCONNECT (v5) or a plain close
  * (3.1.1). [MQTT-4.13.1-1]
  */
-import type { Duplex } from "node:stream";
+import { type Duplex, PassThrough } from "node:stream";
 import type { IDisconnectPacket, IPublishPacket, Packet } from "mqtt-packet";
 import mqttPacket from "mqtt-packet";
 import { connackReturnCodeV3, MqttError, ReasonCode, reasonCodeName } from "../errors.js";
@@ -91,6 +91,8 @@ export class ClientConnection implements SessionLink {
   readonly control: StreamState;
   private readonly streams = new Set<StreamState>();
   private held: StreamState[] = [];
+  private readonly pendingEnd = new Set<StreamState>();
+  private datagrams: StreamState | undefined;
   private inbox: Array<[StreamState, Packet]> = [];
   private pumping = false;
   private busy = false;
@@ -121,6 +123,7 @@ export class ClientConnection implements SessionLink {
     this.control = this.addStream(transport.control, "control", "control");
     transport.on("stream", (stream: Duplex, info: StreamInfo) => this.onStream(stream, info));
     transport.on("close", () => this.lost("network", "connection closed"));
+    transport.on("datagram", (data: Uint8Array) => this.onDatagram(data));
     this.connectTimer = broker.scheduler.setTimer(broker.options.connectTimeout, () => {
       if (this.phase === "awaiting-connect") this.close(TransportCloseCode.Normal, "no CONNECT in time");
     });
@@ -214,6 +217,42 @@ export class ClientConnection implements SessionLink {
     if (this.busy) this.pause(ss);
   }
 
+  /** One QUIC DATAGRAM: an optional flow header and exactly one QoS 0 PUBLISH. */
+  private onDatagram(data: Uint8Array): void {
+    if (this.phase !== "connected") return;
+    this.lastActivity = this.broker.scheduler.now();
+    this.broker.metricsInternal.bytesIn += data.length;
+    this.datagrams ??= new StreamState(
+      new PassThrough(),
+      "datagram",
+      "datagram",
+      this.broker.options.maxPacketSize,
+      this.version,
+    );
+    const ss = this.datagrams;
+    let buf = Buffer.from(data.buffer, data.byteOffset, data.length);
+    try {
+      if (buf.length > 0 && isFlowHeaderStart(buf[0]!)) {
+        const r = decodeFlowHeader(buf);
+        if (r.kind !== "header") throw MqttError.protocol("bad flow header in a datagram");
+        buf = buf.subarray(r.header.length);
+      }
+      ss.framer.clear();
+      ss.framer.push(buf);
+      const frame = ss.framer.next();
+      if (!frame || ss.framer.bufferedBytes > 0)
+        throw MqttError.malformed("a datagram must hold exactly one packet");
+      const packet = ss.decoder.decode(frame);
+      if (packet.cmd !== "publish" || packet.qos !== 0)
+        throw MqttError.protocol("only QoS 0 PUBLISH in datagrams");
+      this.inbox.push([ss, packet]);
+    } catch (e) {
+      this.fail(ss, e);
+      return;
+    }
+    this.pump();
+  }
+
   /** Consumes an optional flow header; false while it is incomplete or the stream was dropped. */
   private readFlowHeader(ss: StreamState): boolean {
     const head = ss.framer.peek(MAX_FLOW_HEADER_LENGTH);
@@ -248,8 +287,18 @@ export class ClientConnection implements SessionLink {
     this.maybeEndStream(ss);
   }
 
+  /**
+   * Ends our side of a data stream the client finished, once nothing is routed to it and none of
+   * its packets still wait to be handled (their acks belong on it).
+   */
   private maybeEndStream(ss: StreamState): void {
-    if (ss.kind === "data" && ss.readEnded && ss.routes === 0 && ss.writable) ss.duplex.end();
+    if (ss.kind !== "data" || !ss.readEnded || ss.routes > 0 || !ss.writable) return;
+    if (this.busy || this.inbox.some(([s]) => s === ss)) {
+      this.pendingEnd.add(ss);
+      return;
+    }
+    this.pendingEnd.delete(ss);
+    ss.duplex.end();
   }
 
   private streamGone(ss: StreamState): void {
@@ -296,7 +345,10 @@ export class ClientConnection implements SessionLink {
     } finally {
       this.pumping = false;
     }
-    if (!this.busy) this.resumeAll();
+    if (!this.busy) {
+      this.resumeAll();
+      for (const ss of this.pendingEnd) this.maybeEndStream(ss);
+    }
   }
 
   private settle(): void {
@@ -360,6 +412,11 @@ export class ClientConnection implements SessionLink {
               cause: e,
             },
           );
+    if (ss.kind === "datagram") {
+      // An unreliable datagram: drop it, report it, keep everything else.
+      this.broker.clientError(this, err);
+      return;
+    }
     if (ss.kind !== "control" && !CONNECTION_SCOPED.has(err.reasonCode) && this.phase === "connected") {
       this.failStream(ss, err);
       return;

@@ -13,8 +13,9 @@ import { PacketDecoder, PacketFramer } from "./framing.js";
  * - `data`: a later client-opened bidi stream. PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP,
  *   SUBSCRIBE, UNSUBSCRIBE only; acks and deliveries for what it carried go back on it.
  * - `uni`: a client-opened unidirectional stream (mqtt.ai style). PUBLISH only; acks go on control.
+ * - `datagram`: QUIC DATAGRAM frames, one QoS 0 PUBLISH each. Errors drop the datagram only.
  */
-export type StreamKind = "control" | "data" | "uni";
+export type StreamKind = "control" | "data" | "uni" | "datagram";
 
 /** Packets a client may send on each kind of stream (MQTT-over-QUIC rules, DESIGN.md). */
 export const ALLOWED_PACKETS: Readonly<Record<StreamKind, ReadonlySet<string>>> = {
@@ -33,6 +34,7 @@ export const ALLOWED_PACKETS: Readonly<Record<StreamKind, ReadonlySet<string>>> 
   ]),
   data: new Set(["publish", "puback", "pubrec", "pubrel", "pubcomp", "subscribe", "unsubscribe"]),
   uni: new Set(["publish"]),
+  datagram: new Set(["publish"]),
 };
 
 /** The broker's view of one stream. */
@@ -66,6 +68,12 @@ export class StreamState {
 
   /** Whether the broker can write on it. */
   get writable(): boolean {
-    return this.alive && this.kind !== "uni" && !this.duplex.destroyed && !this.duplex.writableEnded;
+    return (
+      this.alive &&
+      this.kind !== "uni" &&
+      this.kind !== "datagram" &&
+      !this.duplex.destroyed &&
+      !this.duplex.writableEnded
+    );
   }
 }

@@ -66,13 +66,28 @@ describe("PacketDecoder", () => {
   it("decodes CONNECT and learns the version; v5 packets after it decode with properties", () => {
     const d = new PacketDecoder(undefined);
     const c = d.decode(
-      mqttPacket.generate({ cmd: "connect", protocolId: "MQTT", protocolVersion: 5, clientId: "x", clean: true, keepalive: 5 }),
+      mqttPacket.generate({
+        cmd: "connect",
+        protocolId: "MQTT",
+        protocolVersion: 5,
+        clientId: "x",
+        clean: true,
+        keepalive: 5,
+      }),
     );
     expect(c.cmd).toBe("connect");
     expect(d.protocolVersion).toBe(5);
     const p = d.decode(
       mqttPacket.generate(
-        { cmd: "publish", topic: "t", payload: Buffer.from("x"), qos: 0, retain: false, dup: false, properties: { contentType: "c" } },
+        {
+          cmd: "publish",
+          topic: "t",
+          payload: Buffer.from("x"),
+          qos: 0,
+          retain: false,
+          dup: false,
+          properties: { contentType: "c" },
+        },
         { protocolVersion: 5 },
       ),
     );
@@ -82,20 +97,27 @@ describe("PacketDecoder", () => {
   it("reports an unsupported protocol version as 0x84", () => {
     const d = new PacketDecoder(undefined);
     const frame = Buffer.from([0x10, 0x0d, 0, 4, 0x4d, 0x51, 0x54, 0x54, 9, 2, 0, 0, 0, 1, 0x61]);
-    expect(() => d.decode(frame)).toThrow(expect.objectContaining({ reasonCode: ReasonCode.UnsupportedProtocolVersion }));
+    expect(() => d.decode(frame)).toThrow(
+      expect.objectContaining({ reasonCode: ReasonCode.UnsupportedProtocolVersion }),
+    );
   });
 
   it("turns every failure on random frames into MqttError, never another exception (property)", () => {
     fc.assert(
-      fc.property(fc.constantFrom(4, 5), fc.integer({ min: 0, max: 255 }), fc.uint8Array({ maxLength: 64 }), (v, first, body) => {
-        const frame = Buffer.from([first, body.length, ...body]);
-        const d = new PacketDecoder(v);
-        try {
-          d.decode(frame);
-        } catch (e) {
-          expect(e).toBeInstanceOf(MqttError);
-        }
-      }),
+      fc.property(
+        fc.constantFrom(4, 5),
+        fc.integer({ min: 0, max: 255 }),
+        fc.uint8Array({ maxLength: 64 }),
+        (v, first, body) => {
+          const frame = Buffer.from([first, body.length, ...body]);
+          const d = new PacketDecoder(v);
+          try {
+            d.decode(frame);
+          } catch (e) {
+            expect(e).toBeInstanceOf(MqttError);
+          }
+        },
+      ),
       { numRuns: 2000, seed: 3 },
     );
   });
@@ -113,13 +135,16 @@ describe("flow headers", () => {
       expect(isFlowHeaderStart(bytes[0]!)).toBe(true);
       const r = decodeFlowHeader(bytes);
       expect(r).toEqual({ kind: "header", header: { ...h, length: bytes.length } });
-      for (let i = 0; i < bytes.length; i++) expect(decodeFlowHeader(bytes.subarray(0, i)).kind).toBe("incomplete");
+      for (let i = 0; i < bytes.length; i++)
+        expect(decodeFlowHeader(bytes.subarray(0, i)).kind).toBe("incomplete");
     }
   });
 
   it("no MQTT packet starts like a flow header", () => {
     for (let b = 0; b < 256; b++) {
-      const mqttFirstBytes = [0x10, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x3a, 0x3b, 0x3c, 0x3d, 0x40, 0x50, 0x62, 0x70];
+      const mqttFirstBytes = [
+        0x10, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x3a, 0x3b, 0x3c, 0x3d, 0x40, 0x50, 0x62, 0x70,
+      ];
       mqttFirstBytes.push(0x82, 0xa2, 0xc0, 0xe0, 0xf0);
       if (mqttFirstBytes.includes(b)) expect(isFlowHeaderStart(b)).toBe(false);
     }

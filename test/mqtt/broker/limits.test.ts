@@ -9,13 +9,21 @@ describe("limits", () => {
     const { server, client } = memoryTransportPair({ highWaterMark: 1024 });
     broker.handle(server);
     const s = new PacketStream(client.control, 5);
-    s.send({ cmd: "connect", protocolId: "MQTT", protocolVersion: 5, clientId: "slow", clean: true, keepalive: 0 });
+    s.send({
+      cmd: "connect",
+      protocolId: "MQTT",
+      protocolVersion: 5,
+      clientId: "slow",
+      clean: true,
+      keepalive: 0,
+    });
     await s.expect("connack");
     await subscribe(s, "t", 1);
     client.control.pause(); // stop reading
     const p = await connect(broker, { clientId: "p" });
     const payload = Buffer.alloc(1000, 0x61);
-    for (let i = 0; i < 40; i++) p.ctl.send({ cmd: "publish", topic: "t", payload, qos: 0, retain: false, dup: false });
+    for (let i = 0; i < 40; i++)
+      p.ctl.send({ cmd: "publish", topic: "t", payload, qos: 0, retain: false, dup: false });
     for (let i = 1; i <= 20; i++) {
       p.ctl.send({ cmd: "publish", topic: "t", payload, qos: 1, retain: false, dup: false, messageId: i });
     }

@@ -317,3 +317,44 @@ describe("unidirectional streams (mqtt.ai style)", () => {
     expect((await ctl.expect("connack")).reasonCode).toBe(0);
   });
 });
+
+describe("QUIC DATAGRAM frames", () => {
+  it("a QoS 0 PUBLISH in a datagram (with or without flow header) is delivered", async () => {
+    const { broker } = makeBroker();
+    const s = await connect(broker, { clientId: "s" });
+    await subscribe(s.ctl, "d", 0);
+    const p = await connect(broker, { clientId: "p" });
+    const mqtt = (await import("mqtt-packet")).default;
+    const packet = mqtt.generate(pub("d", "dgram"), { protocolVersion: 5 });
+    p.conn.sendDatagram(packet);
+    expect((await s.ctl.expect("publish")).payload.toString()).toBe("dgram");
+    const header = encodeFlowHeader({ type: FlowType.ClientData, flowId: 4n, expiryInterval: 0n });
+    p.conn.sendDatagram(
+      Buffer.concat([header, mqtt.generate(pub("d", "with header"), { protocolVersion: 5 })]),
+    );
+    expect((await s.ctl.expect("publish")).payload.toString()).toBe("with header");
+  });
+
+  it("anything else in a datagram is dropped without touching the connection", async () => {
+    const { broker } = makeBroker();
+    const errors: string[] = [];
+    broker.on("clientError", (e) => errors.push(e.code));
+    const s = await connect(broker, { clientId: "s" });
+    await subscribe(s.ctl, "d", 0);
+    const mqtt = (await import("mqtt-packet")).default;
+    s.conn.sendDatagram(mqtt.generate(pub("d", "q1", 1, 1), { protocolVersion: 5 }));
+    s.conn.sendDatagram(Uint8Array.of(0x30, 0x09, 0x00));
+    s.conn.sendDatagram(
+      Buffer.concat([mqtt.generate(pub("d", "a"), { protocolVersion: 5 }), Buffer.from([0xc0, 0x00])]),
+    );
+    await settle();
+    expect(errors).toEqual([
+      "ERR_MQTT_PROTOCOL_ERROR",
+      "ERR_MQTT_MALFORMED_PACKET",
+      "ERR_MQTT_MALFORMED_PACKET",
+    ]);
+    s.ctl.send({ cmd: "pingreq" });
+    await s.ctl.expect("pingresp");
+    await s.ctl.expectNothing();
+  });
+});

@@ -48,13 +48,44 @@ class SlowRetainedStore implements RetainedStore {
 describe("stores", () => {
   it("works with asynchronous stores and keeps each publisher's order", async () => {
     const sessionStore = new SlowSessionStore();
-    const broker = new Broker({ scheduler: new ManualScheduler(), sessionStore, retainedStore: new SlowRetainedStore() });
-    const s = await connect(broker, { clientId: "s", clean: false, properties: { sessionExpiryInterval: 60 } });
+    const broker = new Broker({
+      scheduler: new ManualScheduler(),
+      sessionStore,
+      retainedStore: new SlowRetainedStore(),
+    });
+    const s = await connect(broker, {
+      clientId: "s",
+      clean: false,
+      properties: { sessionExpiryInterval: 60 },
+    });
     await subscribe(s.ctl, "t/#", 1);
     const p = await connect(broker, { clientId: "p" });
-    p.ctl.send({ cmd: "publish", topic: "t/r", payload: Buffer.from("1"), qos: 1, retain: true, dup: false, messageId: 1 });
-    p.ctl.send({ cmd: "publish", topic: "t/x", payload: Buffer.from("2"), qos: 0, retain: false, dup: false });
-    p.ctl.send({ cmd: "publish", topic: "t/r", payload: Buffer.from("3"), qos: 1, retain: true, dup: false, messageId: 2 });
+    p.ctl.send({
+      cmd: "publish",
+      topic: "t/r",
+      payload: Buffer.from("1"),
+      qos: 1,
+      retain: true,
+      dup: false,
+      messageId: 1,
+    });
+    p.ctl.send({
+      cmd: "publish",
+      topic: "t/x",
+      payload: Buffer.from("2"),
+      qos: 0,
+      retain: false,
+      dup: false,
+    });
+    p.ctl.send({
+      cmd: "publish",
+      topic: "t/r",
+      payload: Buffer.from("3"),
+      qos: 1,
+      retain: true,
+      dup: false,
+      messageId: 2,
+    });
     const got = [];
     for (let i = 0; i < 3; i++) {
       const m = await s.ctl.expect("publish");
@@ -74,13 +105,32 @@ describe("stores", () => {
     const sessionStore = new SlowSessionStore();
     const retainedStore = new MemoryRetainedStore();
     const first = new Broker({ scheduler: new ManualScheduler(), sessionStore, retainedStore });
-    const s = await connect(first, { clientId: "s", clean: false, properties: { sessionExpiryInterval: 3600 } });
+    const s = await connect(first, {
+      clientId: "s",
+      clean: false,
+      properties: { sessionExpiryInterval: 3600 },
+    });
     await subscribe(s.ctl, "news", 1);
     s.ctl.send({ cmd: "disconnect", reasonCode: 0 });
     await s.ctl.closed;
     const p = await connect(first, { clientId: "p" });
-    p.ctl.send({ cmd: "publish", topic: "news", payload: Buffer.from("queued"), qos: 1, retain: false, dup: false, messageId: 1 });
-    p.ctl.send({ cmd: "publish", topic: "kept", payload: Buffer.from("retained"), qos: 0, retain: true, dup: false });
+    p.ctl.send({
+      cmd: "publish",
+      topic: "news",
+      payload: Buffer.from("queued"),
+      qos: 1,
+      retain: false,
+      dup: false,
+      messageId: 1,
+    });
+    p.ctl.send({
+      cmd: "publish",
+      topic: "kept",
+      payload: Buffer.from("retained"),
+      qos: 0,
+      retain: true,
+      dup: false,
+    });
     await p.ctl.expect("puback");
     await settle();
     await first.close();
@@ -89,12 +139,23 @@ describe("stores", () => {
     await second.start();
     expect(second.metrics.sessions).toBe(1);
     expect(second.metrics.retained).toBe(1);
-    const back = await connect(second, { clientId: "s", clean: false, properties: { sessionExpiryInterval: 3600 } });
+    const back = await connect(second, {
+      clientId: "s",
+      clean: false,
+      properties: { sessionExpiryInterval: 3600 },
+    });
     expect(back.connack?.sessionPresent).toBe(true);
     expect((await back.ctl.expect("publish")).payload.toString()).toBe("queued");
     // Its subscription was restored too.
     const p2 = await connect(second, { clientId: "p2" });
-    p2.ctl.send({ cmd: "publish", topic: "news", payload: Buffer.from("live"), qos: 0, retain: false, dup: false });
+    p2.ctl.send({
+      cmd: "publish",
+      topic: "news",
+      payload: Buffer.from("live"),
+      qos: 0,
+      retain: false,
+      dup: false,
+    });
     expect((await back.ctl.expect("publish")).payload.toString()).toBe("live");
   });
 
@@ -109,7 +170,11 @@ describe("stores", () => {
     const broker = new Broker({ scheduler: new ManualScheduler(), sessionStore: broken });
     const errors: string[] = [];
     broker.on("storeError", (e) => errors.push(e.message));
-    const s = await connect(broker, { clientId: "s", clean: false, properties: { sessionExpiryInterval: 60 } });
+    const s = await connect(broker, {
+      clientId: "s",
+      clean: false,
+      properties: { sessionExpiryInterval: 60 },
+    });
     await subscribe(s.ctl, "t", 0);
     await sleep(5);
     const again = await connect(broker, { clientId: "s", clean: true });

@@ -5,7 +5,7 @@
 import { connectAsync, type IClientOptions, type MqttClient, connect as mqttConnect } from "mqtt";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Broker } from "../../../src/mqtt/broker/broker.js";
-import { PacketStream, connect as rawConnect, sleep, subscribe as rawSubscribe } from "./helpers.js";
+import { type PacketStream, connect as rawConnect, subscribe as rawSubscribe, sleep } from "./helpers.js";
 
 let broker: Broker;
 let url: string;
@@ -28,7 +28,9 @@ async function client(opts: IClientOptions = {}): Promise<MqttClient> {
   return c;
 }
 
-function nextMessage(c: MqttClient): Promise<{ topic: string; payload: string; packet: import("mqtt").IPublishPacket }> {
+function nextMessage(
+  c: MqttClient,
+): Promise<{ topic: string; payload: string; packet: import("mqtt").IPublishPacket }> {
   return new Promise((resolve) => {
     c.once("message", (topic, payload, packet) => resolve({ topic, payload: payload.toString(), packet }));
   });
@@ -130,7 +132,10 @@ describe("MQTT.js v5 features over TCP", () => {
     await c.subscribeAsync("props", { qos: 1, properties: { subscriptionIdentifier: 42 } });
     const got = nextMessage(c);
     await c.publishAsync("echo", "not to me", { qos: 1 });
-    await c.publishAsync("props", "x", { qos: 1, properties: { userProperties: { k: "v" }, contentType: "text/plain" } });
+    await c.publishAsync("props", "x", {
+      qos: 1,
+      properties: { userProperties: { k: "v" }, contentType: "text/plain" },
+    });
     const m = await got;
     expect(m.topic).toBe("props");
     expect(m.packet.properties?.userProperties).toEqual({ k: "v" });
@@ -168,7 +173,9 @@ describe("MQTT.js v5 features over TCP", () => {
     broker = new Broker({ authenticate: ({ password }) => password?.toString() === "pw" });
     const { port } = await broker.listenTcp({ port: 0, host: "127.0.0.1" });
     url = `mqtt://127.0.0.1:${port}`;
-    await expect(client({ protocolVersion: 5, username: "u", password: "bad" })).rejects.toMatchObject({ code: 0x86 });
+    await expect(client({ protocolVersion: 5, username: "u", password: "bad" })).rejects.toMatchObject({
+      code: 0x86,
+    });
     const ok = await client({ protocolVersion: 5, username: "u", password: "pw" });
     expect(ok.connected).toBe(true);
   });
@@ -186,7 +193,15 @@ describe("mixed transports", () => {
     expect(m.payload.toString()).toBe("hello quic");
     data.send({ cmd: "puback", messageId: m.messageId! });
     const back = nextMessage(tcp);
-    data.send({ cmd: "publish", topic: "to/tcp", payload: Buffer.from("hello tcp"), qos: 1, retain: false, dup: false, messageId: 1 });
+    data.send({
+      cmd: "publish",
+      topic: "to/tcp",
+      payload: Buffer.from("hello tcp"),
+      qos: 1,
+      retain: false,
+      dup: false,
+      messageId: 1,
+    });
     await data.expect("puback");
     expect((await back).payload).toBe("hello tcp");
   });
