@@ -265,14 +265,25 @@ export class Outbox {
     link.replyChannel(channel).send({ cmd: "pubrel", messageId: id });
   }
 
-  /** PUBCOMP: a QoS 2 flow is complete. */
+  /**
+   * PUBCOMP: a QoS 2 flow is complete. Its only failure code, 0x92 Packet Identifier not found,
+   * answers a PUBREL resent after the broker had already completed the flow: the broker took
+   * ownership of the message at PUBREC (§4.3.3), so the publish succeeded either way.
+   */
   onPubcomp(packet: IPubcompPacket): void {
     const f = this.flights.get(packet.messageId ?? 0);
     if (f?.rec.phase !== "pubrel") return;
-    this.complete(f, packet.reasonCode ?? 0, packet.properties?.reasonString);
+    const code = packet.reasonCode ?? 0;
+    this.complete(f, code, packet.properties?.reasonString, true, code === 0x92);
   }
 
-  private complete(f: Flight, reasonCode: number, reasonString?: string, pump = true): void {
+  private complete(
+    f: Flight,
+    reasonCode: number,
+    reasonString?: string,
+    pump = true,
+    delivered = false,
+  ): void {
     const id = f.rec.packetId;
     if (this.flights.get(id) !== f) return;
     this.flights.delete(id);
@@ -282,7 +293,7 @@ export class Outbox {
       () => {},
       (e) => this.host.reportError(e),
     );
-    if (reasonCode >= 0x80)
+    if (reasonCode >= 0x80 && !delivered)
       f.done?.reject(
         new MqttAckError(
           "ERR_MQTT_PUBLISH_REFUSED",

@@ -20,7 +20,10 @@ export interface PublishOptions {
 export interface PublishResult {
   /** The packet identifier the message used. */
   messageId: number;
-  /** The reason code of the PUBACK or PUBCOMP (0 on MQTT 3.1.1). */
+  /**
+   * The reason code of the PUBACK or PUBCOMP (0 on MQTT 3.1.1). 0x92 from PUBCOMP means the broker
+   * had already completed the flow when our PUBREL was resent after a reconnect: still delivered.
+   */
   reasonCode: number;
 }
 

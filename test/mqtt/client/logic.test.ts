@@ -210,6 +210,18 @@ describe("flow control and session state", () => {
     });
   });
 
+  it("PUBCOMP 0x92 for a resent PUBREL still completes the publish (the broker owned it since PUBREC)", async () => {
+    const { client, net } = await start({ protocolVersion: 5 });
+    const p = client.publish("q2", "x", { qos: 2 });
+    await flush();
+    const l = net.last;
+    const e = l.received("publish")[0];
+    l.send(e.stream, { cmd: "pubrec", messageId: e.packet.messageId });
+    await flush();
+    l.send(e.stream, { cmd: "pubcomp", messageId: e.packet.messageId, reasonCode: 0x92 });
+    await expect(p).resolves.toEqual({ messageId: e.packet.messageId, reasonCode: 0x92 });
+  });
+
   it("refuses QoS above the broker's Maximum QoS and retain when unavailable", async () => {
     const net = new MemoryNet();
     net.onLink = (l) => {
