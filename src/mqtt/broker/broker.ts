@@ -501,6 +501,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
       this.sessions.set(clientId, session);
     }
     session.link = conn;
+    session.info = conn.info;
     conn.session = session;
     this.clientCount++;
     this.persist(session);
@@ -584,7 +585,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
       go();
       return;
     }
-    const info: ClientInfo = {
+    const info: ClientInfo = session.info ?? {
       clientId: session.clientId,
       username: undefined,
       protocolVersion: 5,

@@ -102,7 +102,6 @@ export class ClientConnection implements SessionLink {
   private lastActivity: number;
   private keepaliveTimer: TimerHandle | undefined;
   private connectTimer: TimerHandle | undefined;
-  private drainWatch = false;
   private ended: DisconnectInfo | undefined;
 
   constructor(
@@ -514,13 +513,18 @@ export class ClientConnection implements SessionLink {
     return true;
   }
 
+  /** Resumes sending queued messages once a congested stream drains (or goes away). */
   private watchDrain(ss: StreamState): void {
-    if (this.drainWatch) return;
-    this.drainWatch = true;
-    ss.duplex.once("drain", () => {
-      this.drainWatch = false;
-      this.session?.drain();
-    });
+    if (ss.drainWatched) return;
+    ss.drainWatched = true;
+    const done = (): void => {
+      ss.duplex.off("drain", done);
+      ss.duplex.off("close", done);
+      ss.drainWatched = false;
+      if (this.phase === "connected") this.session?.drain();
+    };
+    ss.duplex.on("drain", done);
+    ss.duplex.on("close", done);
   }
 
   /** Bytes written and not yet taken by the transport, over all streams. */

@@ -4,6 +4,7 @@
  * and talks to its current connection, if any, through {@link SessionLink}.
  */
 import type { QoS } from "mqtt-packet";
+import type { ClientInfo } from "./options.js";
 import type { TimerHandle } from "./scheduler.js";
 import type { AppMessage, OutboundRecord, SessionState, SubscriptionRecord } from "./store.js";
 
@@ -46,6 +47,8 @@ export class Session {
   expiryTimer: TimerHandle | undefined;
   /** Will delay timer while a will is pending. */
   willTimer: TimerHandle | undefined;
+  /** The client as last connected (for hooks that run while it is offline, like its will). */
+  info: ClientInfo | undefined;
 
   constructor(
     private readonly host: SessionHost,

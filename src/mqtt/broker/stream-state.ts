@@ -53,6 +53,8 @@ export class StreamState {
   paused = false;
   /** Subscriptions whose deliveries are routed to this stream. */
   routes = 0;
+  /** A 'drain' listener is armed. */
+  drainWatched = false;
 
   constructor(
     readonly duplex: Duplex,
