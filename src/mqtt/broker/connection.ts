@@ -93,7 +93,10 @@ export class ClientConnection implements SessionLink {
   private held: StreamState[] = [];
   private readonly pendingEnd = new Set<StreamState>();
   private datagrams: StreamState | undefined;
-  private inbox: Array<[StreamState, Packet]> = [];
+  private inbox: InboxItem[] = [];
+  private inboxBytes = 0;
+  /** The peer went away while packets still waited: handle them, then finish ending. */
+  private peerLost: { initiator: DisconnectInfo["initiator"]; reason: string } | undefined;
   private pumping = false;
   private busy = false;
   private streamCount = 0;
@@ -166,7 +169,7 @@ export class ClientConnection implements SessionLink {
 
   private startReading(ss: StreamState): void {
     ss.duplex.on("data", (chunk: Buffer) => this.onData(ss, chunk));
-    if (this.busy) this.pause(ss);
+    if (this.inboxFull) this.pause(ss);
   }
 
   /** @internal Called once CONNACK is sent: start reading the data streams opened before it. */
@@ -195,7 +198,7 @@ export class ClientConnection implements SessionLink {
   }
 
   private onData(ss: StreamState, chunk: Buffer): void {
-    if (!ss.alive || this.phase === "closed") return;
+    if (!ss.alive || ss.readFailed || this.phase === "closed") return;
     this.lastActivity = this.broker.scheduler.now(); // keepalive counts every stream
     this.broker.metricsInternal.bytesIn += chunk.length;
     ss.framer.push(chunk);
@@ -206,14 +209,26 @@ export class ClientConnection implements SessionLink {
         if (!frame) break;
         const packet = ss.decoder.decode(frame);
         if (packet.cmd === "publish" && packet.qos > 0) this.inboxQos++;
-        this.inbox.push([ss, packet]);
+        this.inboxBytes += frame.length;
+        this.inbox.push({ ss, packet, size: frame.length });
       }
     } catch (e) {
+      // Handled in order, after the packets that preceded it; the rest of the stream is unusable.
       ss.framer.clear();
-      this.inbox.push([ss, { cmd: "__error", error: e } as unknown as Packet]);
+      ss.readFailed = true;
+      this.inbox.push({ ss, error: e, size: 0 });
     }
     this.pump();
-    if (this.busy) this.pause(ss);
+    if (this.inboxFull) this.pause(ss);
+  }
+
+  /**
+   * Whether to stop reading: packets are waiting on a busy handler and the inbox is at its bound.
+   * Below the bound we keep reading, so what a client sent before leaving is never stuck in a
+   * paused stream's buffer when the stream is destroyed.
+   */
+  private get inboxFull(): boolean {
+    return this.busy && (this.inbox.length >= INBOX_MAX_PACKETS || this.inboxBytes >= INBOX_MAX_BYTES);
   }
 
   /** One QUIC DATAGRAM: an optional flow header and exactly one QoS 0 PUBLISH. */
@@ -244,7 +259,8 @@ export class ClientConnection implements SessionLink {
       const packet = ss.decoder.decode(frame);
       if (packet.cmd !== "publish" || packet.qos !== 0)
         throw MqttError.protocol("only QoS 0 PUBLISH in datagrams");
-      this.inbox.push([ss, packet]);
+      this.inboxBytes += frame.length;
+      this.inbox.push({ ss, packet, size: frame.length });
     } catch (e) {
       this.fail(ss, e);
       return;
@@ -292,7 +308,7 @@ export class ClientConnection implements SessionLink {
    */
   private maybeEndStream(ss: StreamState): void {
     if (ss.kind !== "data" || !ss.readEnded || ss.routes > 0 || !ss.writable) return;
-    if (this.busy || this.inbox.some(([s]) => s === ss)) {
+    if (this.busy || this.inbox.some((item) => item.ss === ss)) {
       this.pendingEnd.add(ss);
       return;
     }
@@ -320,12 +336,15 @@ export class ClientConnection implements SessionLink {
     this.pumping = true;
     try {
       while (!this.busy && this.inbox.length > 0 && this.phase !== "closed") {
-        const [ss, packet] = this.inbox.shift()!;
-        if (packet.cmd === "publish" && packet.qos > 0) this.inboxQos--;
-        if (!ss.alive) continue;
+        const item = this.inbox.shift()!;
+        this.inboxBytes -= item.size;
+        const ss = item.ss;
+        if ("packet" in item && item.packet.cmd === "publish" && item.packet.qos > 0) this.inboxQos--;
+        if (ss.abandoned) continue; // reset by us after an error: drop what it still had
         let r: void | Promise<void>;
         try {
-          r = this.dispatch(ss, packet);
+          if ("error" in item) throw item.error;
+          r = this.dispatch(ss, item.packet);
         } catch (e) {
           this.fail(ss, e);
           continue;
@@ -345,6 +364,12 @@ export class ClientConnection implements SessionLink {
       this.pumping = false;
     }
     if (!this.busy) {
+      if (this.peerLost && this.inbox.length === 0) {
+        const { initiator, reason } = this.peerLost;
+        this.peerLost = undefined;
+        this.lost(initiator, reason);
+        return;
+      }
       this.resumeAll();
       for (const ss of this.pendingEnd) this.maybeEndStream(ss);
     }
@@ -356,8 +381,6 @@ export class ClientConnection implements SessionLink {
   }
 
   private dispatch(ss: StreamState, packet: Packet): void | Promise<void> {
-    const raw = packet as unknown as { cmd: string; error?: unknown };
-    if (raw.cmd === "__error") throw raw.error;
     if (this.phase === "awaiting-connect") {
       if (packet.cmd !== "connect" || ss.kind !== "control") {
         // [MQTT-3.1.0-1]: the first packet must be CONNECT; anything else closes, no CONNACK.
@@ -438,7 +461,8 @@ export class ClientConnection implements SessionLink {
 
   /** Resets one stream after an error on it; the connection goes on. */
   failStream(ss: StreamState, err: MqttError): void {
-    if (!ss.alive) return;
+    if (ss.abandoned) return;
+    ss.abandoned = true;
     this.broker.metricsInternal.streamResets++;
     this.broker.clientError(this, err);
     ss.framer.clear();
@@ -717,12 +741,20 @@ export class ClientConnection implements SessionLink {
     peerGone = true,
   ): void {
     if (this.ended) return;
+    if (peerGone && this.phase === "connected" && (this.busy || this.inbox.length > 0)) {
+      // Packets that arrived before the peer left still count (a DISCONNECT among them decides
+      // the will); finish them first. Their replies have nowhere to go and are dropped.
+      this.peerLost ??= { initiator, reason };
+      this.keepaliveTimer?.cancel();
+      return;
+    }
     this.ended = { initiator, reason, reasonCode };
     const wasConnected = this.phase === "connected";
     this.phase = "closed";
     this.keepaliveTimer?.cancel();
     this.cancelConnectTimer();
     this.inbox = [];
+    this.inboxBytes = 0;
     this.inboxQos = 0;
     for (const ss of this.held) ss.duplex.destroy();
     this.held = [];
@@ -741,3 +773,12 @@ export class ClientConnection implements SessionLink {
     return this.ended;
   }
 }
+
+/** A received packet waiting to be handled, or a read error to report in its turn. */
+type InboxItem =
+  | { readonly ss: StreamState; readonly packet: Packet; readonly size: number }
+  | { readonly ss: StreamState; readonly error: unknown; readonly size: number };
+
+/** Bounds of the packets held while a handler is busy (beyond them, reading pauses). */
+const INBOX_MAX_PACKETS = 1024;
+const INBOX_MAX_BYTES = 1024 * 1024;

@@ -41,8 +41,11 @@ export const ALLOWED_PACKETS: Readonly<Record<StreamKind, ReadonlySet<string>>> 
 export class StreamState {
   readonly framer: PacketFramer;
   decoder: PacketDecoder;
-  /** False once reset, errored or closed: nothing more is read from or written to it. */
+  /** False once closed, reset or errored: nothing more is read from or written to it. Packets
+   * already received from it are still handled (their replies go to the control stream). */
   alive = true;
+  /** Reset by the broker after an error on it: packets still queued from it are dropped. */
+  abandoned = false;
   /** The client finished sending on it (FIN). */
   readEnded = false;
   /** Still looking for a flow header at the start. */
@@ -53,6 +56,8 @@ export class StreamState {
   paused = false;
   /** Subscriptions whose deliveries are routed to this stream. */
   routes = 0;
+  /** Reading failed (bad framing or packet): the rest of its bytes are ignored. */
+  readFailed = false;
   /** A 'drain' listener is armed. */
   drainWatched = false;
 

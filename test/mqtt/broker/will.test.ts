@@ -1,7 +1,7 @@
 /** Will messages: abnormal loss, normal DISCONNECT, 0x04, Will Delay, session end, takeover. */
 import { describe, expect, it } from "vitest";
 import { ReasonCode } from "../../../src/mqtt/errors.js";
-import { connect, makeBroker, type RawClient, settle, subscribe } from "./helpers.js";
+import { connect, makeBroker, PacketStream, type RawClient, settle, subscribe } from "./helpers.js";
 
 const will = (delay?: number, extra: { retain?: boolean; qos?: 0 | 1 | 2 } = {}) => ({
   topic: "status/dev",
@@ -173,5 +173,55 @@ describe("will messages", () => {
     const d = await connect(broker, { clientId: "dev", will: will() });
     d.kill();
     await w.ctl.expectNothing(40);
+  });
+});
+
+describe("packets received before the peer left", () => {
+  it("PUBLISH + DISCONNECT then an immediate close (mosquitto_pub style) with slow hooks: delivered, no will", async () => {
+    const { broker } = makeBroker({
+      authorizePublish: () => new Promise((r) => setTimeout(() => r(true), 20)),
+    });
+    const w = await watcher(broker);
+    await subscribe(w.ctl, "data", 0);
+    const d = await connect(broker, { clientId: "dev", will: will() });
+    d.ctl.send({
+      cmd: "publish",
+      topic: "data",
+      payload: Buffer.from("last words"),
+      qos: 0,
+      retain: false,
+      dup: false,
+    });
+    d.ctl.send({ cmd: "disconnect", reasonCode: 0 });
+    d.kill();
+    expect((await w.ctl.expect("publish")).payload.toString()).toBe("last words");
+    await w.ctl.expectNothing(60);
+    expect(broker.metrics.clients).toBe(1);
+  });
+
+  it("a uni stream finished while the connection was busy is still handled", async () => {
+    const { broker } = makeBroker({
+      authorizePublish: () => new Promise((r) => setTimeout(() => r(true), 10)),
+    });
+    const w = await watcher(broker);
+    await subscribe(w.ctl, "u/#", 0);
+    const p = await connect(broker, { clientId: "p" });
+    for (let i = 0; i < 3; i++) {
+      const u = p.conn.openStream({ bidi: false });
+      new PacketStream(u, 5).send({
+        cmd: "publish",
+        topic: `u/${i}`,
+        payload: Buffer.from(String(i)),
+        qos: 1,
+        retain: false,
+        dup: false,
+        messageId: i + 1,
+      });
+      u.end();
+    }
+    const got = [];
+    for (let i = 0; i < 3; i++) got.push((await w.ctl.expect("publish")).payload.toString());
+    expect(got.sort()).toEqual(["0", "1", "2"]);
+    for (let i = 0; i < 3; i++) expect((await p.ctl.expect("puback")).reasonCode).toBe(0);
   });
 });
