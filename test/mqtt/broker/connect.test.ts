@@ -192,6 +192,25 @@ describe("CONNECT", () => {
     expect(three.connack?.returnCode).toBe(3);
   });
 
+  it("a takeover is not refused for capacity", async () => {
+    const { broker } = makeBroker({ maxConnections: 1 });
+    await connect(broker, { clientId: "one" });
+    const again = await connect(broker, { clientId: "one" });
+    expect(again.connack?.reasonCode).toBe(0);
+  });
+
+  it("broker.close() tells v5 clients 0x8B Server shutting down and closes 3.1.1 ones", async () => {
+    const { broker } = makeBroker();
+    const c5 = await connect(broker, { clientId: "c5" });
+    const c4 = await connect(broker, { version: 4, clientId: "c4" });
+    await broker.close();
+    expect((await c5.ctl.expect("disconnect")).reasonCode).toBe(ReasonCode.ServerShuttingDown);
+    await c5.ctl.closed;
+    await c4.ctl.closed;
+    expect(c4.ctl.received.map((p) => p.cmd)).toEqual(["connack"]);
+    expect(broker.metrics.clients).toBe(0);
+  });
+
   it("refuses an invalid will topic (v5: 0x90)", async () => {
     const { broker } = makeBroker();
     const c = await connect(broker, {

@@ -69,7 +69,8 @@ export async function handleConnect(conn: ClientConnection, p: IConnectPacket): 
     };
   }
 
-  if (!broker.canAcceptClient()) {
+  if (!broker.canAcceptClient() && !broker.sessions.get(clientId)?.link) {
+    // (A takeover replaces a connected client, so it does not count against the limit.)
     conn.refuseConnect(ReasonCode.ServerBusy, "too many clients");
     return;
   }
