@@ -32,7 +32,7 @@ import type {
   UserProperties,
 } from "./types.js";
 import { type BrokerAddress, parseBrokerUrl } from "./url.js";
-import { checkFilters, checkPublish } from "./validate.js";
+import { checkFilters, checkPacketSize, checkPublish } from "./validate.js";
 
 export type { Callback, MqttClientEvents };
 
@@ -224,18 +224,21 @@ export class MqttClient extends EventEmitter<MqttClientEvents> {
     opts: PublishOptions,
   ): Promise<PublishResult | undefined> {
     if (this.disconnecting) return Promise.reject(new MqttClientClosedError());
-    const bad = checkPublish(topic, opts, this.connector.connackInfo);
+    const connack = this.connector.connackInfo;
+    const bad = checkPublish(topic, opts, connack);
     if (bad) return Promise.reject(bad);
-    return this.outbox.publish(
-      {
-        topic,
-        payload: toBuffer(payload),
-        qos: opts.qos ?? 0,
-        retain: opts.retain ?? false,
-        ...(opts.properties ? { properties: opts.properties } : {}),
-      },
-      key,
-    );
+    const msg = {
+      topic,
+      payload: toBuffer(payload),
+      qos: opts.qos ?? 0,
+      retain: opts.retain ?? false,
+      ...(opts.properties ? { properties: opts.properties } : {}),
+    };
+    const max = connack?.maximumPacketSize;
+    const tooLarge =
+      max && checkPacketSize({ cmd: "publish", dup: false, ...msg }, this.options.protocolVersion, max);
+    if (tooLarge) return Promise.reject(tooLarge);
+    return this.outbox.publish(msg, key);
   }
 
   /** @internal Waits for a publisher's messages, then ends its stream. */

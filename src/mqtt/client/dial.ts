@@ -25,6 +25,11 @@ export interface ClientTransport {
   openStream(): Promise<Duplex>;
   /** Registers the handler of server-opened streams (QUIC). */
   onServerStream(listener: (stream: Duplex, bidi: boolean) => void): void;
+  /**
+   * Registers the handler of QUIC DATAGRAM frames (RFC 9221), which some brokers use for QoS 0
+   * PUBLISH when both sides advertise max_datagram_frame_size (`quic.transport`).
+   */
+  onDatagram?(listener: (data: Uint8Array) => void): void;
   /** Registers the handler called once when the connection is gone (`err` when it failed). */
   onClose(listener: (err: Error | undefined) => void): void;
   /**
@@ -115,6 +120,9 @@ export async function dialQuic(address: BrokerAddress, opts: DialOptions): Promi
       openStream: () => conn.openStream({ bidi: true }),
       onServerStream(listener) {
         conn.on("stream", (s: QuicStream) => listener(s, s.bidi));
+      },
+      onDatagram(listener) {
+        conn.on("datagram", (d: Uint8Array) => listener(d));
       },
       onClose(listener) {
         if (closed !== null) queueMicrotask(() => listener(closed ?? undefined));

@@ -8,7 +8,7 @@
  * data stream named by a key ("data", "pub:1", "topic:a/b", "sub:2"...); data streams are opened
  * only after CONNACK. In single-stream mode (and over TCP) every key is the control stream.
  */
-import type { Packet } from "mqtt-packet";
+import { parser as createParser, type Packet } from "mqtt-packet";
 import { PacketChannel } from "./channel.js";
 import type { ClientTransport } from "./dial.js";
 import { MqttConnectionError, MqttKeepaliveTimeoutError } from "./errors.js";
@@ -38,6 +38,8 @@ export class Link {
   private readonly pingTimer: Timer;
   private readonly pingDeadline: Timer;
   private serverStreams = 0;
+  /** The pseudo-channel that QoS 0 PUBLISHes in DATAGRAM frames arrive on (never written to). */
+  private readonly datagrams: PacketChannel;
 
   constructor(
     private readonly transport: ClientTransport,
@@ -53,6 +55,7 @@ export class Link {
       this.destroy(new MqttKeepaliveTimeoutError(this.keepaliveMs / 1000)),
     );
     this.control = this.makeChannel("control", "control");
+    this.datagrams = this.makeChannel("datagram", "server-uni");
     this.control.attach(transport.control);
     transport.onServerStream((stream, bidi) => {
       if (this.gone) {
@@ -63,7 +66,19 @@ export class Link {
       this.serverChannels.add(ch);
       ch.attach(stream);
     });
+    transport.onDatagram?.((data) => this.onDatagram(data));
     transport.onClose((err) => this.finish(err));
+  }
+
+  /** A QUIC DATAGRAM: one whole packet; only a QoS 0 PUBLISH is accepted there [DESIGN.md]. */
+  private onDatagram(data: Uint8Array): void {
+    if (this.gone || !this.dataAllowed) return;
+    const parser = createParser({ protocolVersion: this.protocolVersion });
+    parser.on("packet", (p: Packet) => {
+      if (p.cmd === "publish" && p.qos === 0) this.events.packet(p, this.datagrams);
+    });
+    parser.on("error", () => {});
+    parser.parse(Buffer.from(data.buffer, data.byteOffset, data.length));
   }
 
   /** What the transport is ("quic", "tcp", "tls"...). */

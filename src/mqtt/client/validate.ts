@@ -1,6 +1,7 @@
 /**
  * Checks made before anything is queued, so a bad call fails at once with a typed error.
  */
+import { generate, type IPublishPacket } from "mqtt-packet";
 import { isValidTopicFilter, isValidTopicName } from "../topic.js";
 import { MqttInvalidTopicError, MqttUnsupportedError } from "./errors.js";
 import type { ConnackInfo } from "./handshake.js";
@@ -40,4 +41,21 @@ export function checkFilters(filters: string[]): Error | undefined {
         `invalid topic filter ${JSON.stringify(f)}: # must be last and alone in its level, + alone in its level`,
       );
   return undefined;
+}
+
+/**
+ * Why a PUBLISH is larger than the broker's Maximum Packet Size (MQTT 5.0 §3.2.2.3.6), or undefined.
+ * [MQTT-3.1.2-24] the broker would have to drop it; better to say so now.
+ */
+export function checkPacketSize(
+  packet: IPublishPacket,
+  protocolVersion: 4 | 5,
+  max: number | undefined,
+): Error | undefined {
+  if (max === undefined) return undefined;
+  const size = generate({ ...packet, messageId: packet.qos > 0 ? 1 : undefined }, { protocolVersion }).length;
+  if (size <= max) return undefined;
+  return new MqttUnsupportedError(
+    `the PUBLISH to ${packet.topic} would be ${size} bytes; the broker accepts packets up to ${max} bytes`,
+  );
 }

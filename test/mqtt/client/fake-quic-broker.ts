@@ -21,6 +21,7 @@ import {
 import { nodeProvider } from "../../../src/crypto/node.js";
 import { topicMatches } from "../../../src/mqtt/topic.js";
 import { type QuicConnection, QuicEndpoint, type QuicStream } from "../../../src/net/quic.js";
+import type { TransportSettings } from "../../../src/quic/config.js";
 import { testCerts } from "../../quic/harness.js";
 
 const CONTROL_CLASS = new Set(["connect", "connack", "pingreq", "pingresp", "auth", "disconnect"]);
@@ -65,6 +66,8 @@ export interface FakeOptions {
   connackDelay?: number;
   /** Answer PINGREQ (default true). */
   answerPings?: boolean;
+  /** QUIC transport settings of the listener (e.g. maxDatagramFrameSize). */
+  transport?: Partial<TransportSettings>;
   /** Acknowledge client PUBLISHes (default true). */
   ackPublishes?: (p: IPublishPacket, conn: FakeConn) => boolean;
 }
@@ -252,6 +255,7 @@ export class FakeQuicBroker {
       cert: [leaf.der],
       key: leaf.key,
       crypto: nodeProvider,
+      ...(opts.transport ? { transport: opts.transport } : {}),
     });
     return new FakeQuicBroker(endpoint, opts);
   }

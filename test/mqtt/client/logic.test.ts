@@ -236,6 +236,22 @@ describe("flow control and session state", () => {
     });
   });
 
+  it("refuses a PUBLISH larger than the broker's Maximum Packet Size", async () => {
+    const net = new MemoryNet();
+    net.onLink = (l) => {
+      l.autoConnack = { properties: { maximumPacketSize: 64 } };
+    };
+    const { client } = await start({ protocolVersion: 5 }, net);
+    void client.publish("small", "x".repeat(40), { qos: 1 }).catch(() => {});
+    await flush();
+    const err = await client.publish("big", "x".repeat(100), { qos: 1 }).catch((e: Error) => e);
+    expect(err).toMatchObject({ code: "ERR_MQTT_UNSUPPORTED" });
+    expect((err as Error).message).toMatch(
+      /^the PUBLISH to big would be \d+ bytes; the broker accepts packets up to 64 bytes$/,
+    );
+    expect(net.last.received("publish").length).toBe(1);
+  });
+
   it("resumes a stored session in a new client: PUBLISH with DUP, PUBREL resent, on the original stream keys", async () => {
     const store = new MemoryClientSessionStore();
     const net = new MemoryNet();

@@ -1,4 +1,4 @@
-import type { IPublishPacket } from "mqtt-packet";
+import { generate, type IPublishPacket } from "mqtt-packet";
 import { afterEach, describe, expect, it } from "vitest";
 import { nodeProvider } from "../../../src/crypto/node.js";
 import {
@@ -227,6 +227,20 @@ describe("MQTT over QUIC: stream modes on the wire", () => {
     const puback = conn.received("puback")[0];
     expect(puback.stream).toBe(0);
     expect(puback.packet.messageId).toBe(7);
+  });
+
+  it("accepts QoS 0 PUBLISH in QUIC DATAGRAM frames when both sides enable them", async () => {
+    const transport = { maxDatagramFrameSize: 1200 };
+    const { broker, client } = await setup({ quic: { crypto: nodeProvider, transport } }, { transport });
+    const got: string[] = [];
+    client.on("message", (t, p) => got.push(`${t}=${p}`));
+    const pkt = generate(
+      { cmd: "publish", topic: "dg/1", payload: Buffer.from("fast"), qos: 0, dup: false, retain: false },
+      { protocolVersion: 5 },
+    );
+    expect(broker.last.conn.sendDatagram(pkt)).toBe(true);
+    await waitFor(() => got.length === 1, 3000, "datagram delivery");
+    expect(got).toEqual(["dg/1=fast"]);
   });
 
   it("routes deliveries to overlapping subscribers by subscription identifier (MQTT 5)", async () => {
