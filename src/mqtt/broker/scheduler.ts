@@ -11,7 +11,7 @@ export interface TimerHandle {
 
 /** The broker's view of time. */
 export interface Scheduler {
-  /** Monotonic milliseconds (any origin). */
+  /** Monotonic milliseconds. Any origin works in memory; a durable store wants a wall-clock anchor. */
   now(): number;
   /** Calls `fn` once after `ms` milliseconds. */
   setTimer(ms: number, fn: () => void): TimerHandle;
