@@ -106,6 +106,16 @@ export class PacketChannel {
     return true;
   }
 
+  /**
+   * Stops or restarts reading. A paused QUIC stream stops extending its flow-control window, so the
+   * broker's sending on this stream alone is held back (backpressure of a slow subscriber).
+   */
+  setPaused(paused: boolean): void {
+    if (!this.stream || this.done) return;
+    if (paused) this.stream.pause();
+    else this.stream.resume();
+  }
+
   /** Ends our sending side after what was sent (FIN); the channel still reads until the peer ends. */
   end(): void {
     if (this.wantEnd || this.done) return;

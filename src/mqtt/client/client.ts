@@ -28,6 +28,7 @@ import type {
   PublishOptions,
   PublishResult,
   SubscribeOptions,
+  SubscriberOptions,
   SubscriptionGrant,
   UserProperties,
 } from "./types.js";
@@ -331,8 +332,8 @@ export class MqttClient extends EventEmitter<MqttClientEvents> {
    * it; rejects with ERR_MQTT_SUBSCRIBE_REFUSED when it did not. Leaving the `for await` loop
    * unsubscribes and ends the stream.
    */
-  async subscriber(filter: string, opts: SubscribeOptions = {}): Promise<Subscriber> {
-    const sub = new Subscriber(this, filter);
+  async subscriber(filter: string, opts: SubscriberOptions = {}): Promise<Subscriber> {
+    const sub = new Subscriber(this, filter, opts.highWaterMark);
     const { group, codes } = await this.doSubscribe(
       [[filter, opts]],
       true,
@@ -347,6 +348,12 @@ export class MqttClient extends EventEmitter<MqttClientEvents> {
     }
     sub.grantedQos = code;
     return sub;
+  }
+
+  /** @internal Backpressure of a slow subscriber: only its own stream stops being read. */
+  flowControl(sub: Subscriber, paused: boolean): void {
+    const group = this.subscriberGroups.get(sub);
+    if (group?.dedicated) this.connector.current?.setPaused(group.key, paused);
   }
 
   /** @internal Closes a subscriber: UNSUBSCRIBE on its stream, then the stream ends. */

@@ -43,6 +43,7 @@ export type {
   PublishResult,
   QoS,
   SubscribeOptions,
+  SubscriberOptions,
   SubscriptionGrant,
 } from "./types.js";
 export { type BrokerAddress, DEFAULT_PORTS, parseBrokerUrl } from "./url.js";

@@ -136,6 +136,12 @@ export class Link {
     return ch;
   }
 
+  /** Pauses or resumes reading the data stream of `key` (never the control stream). */
+  setPaused(key: string, paused: boolean): void {
+    if (!this.multiStream || key === "control") return;
+    this.channels.get(key)?.setPaused(paused);
+  }
+
   /** Ends the data channel of `key` (FIN) once it is no longer needed. */
   endChannel(key: string): void {
     const ch = this.channels.get(key);

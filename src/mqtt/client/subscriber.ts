@@ -10,6 +10,8 @@ import type { MqttMessage } from "./types.js";
 export interface SubscriberOwner {
   /** Unsubscribes the subscriber's filter and ends its stream. */
   closeSubscriber(subscriber: Subscriber): Promise<void>;
+  /** Stops (or restarts) reading the subscriber's own stream. */
+  flowControl(subscriber: Subscriber, paused: boolean): void;
 }
 
 /**
@@ -28,6 +30,7 @@ export class Subscriber implements AsyncIterableIterator<MqttMessage>, Subscript
   private finished = false;
   private error: Error | undefined;
   private closing: Promise<void> | undefined;
+  private paused = false;
   /** The QoS the broker granted (set when the SUBACK arrives). */
   grantedQos = 0;
 
@@ -36,6 +39,11 @@ export class Subscriber implements AsyncIterableIterator<MqttMessage>, Subscript
     private readonly owner: SubscriberOwner,
     /** The topic filter. */
     readonly filter: string,
+    /**
+     * Buffered messages at which the subscriber's stream stops being read, until the consumer has
+     * taken half of them (QUIC multi-stream modes; other subscriptions keep flowing).
+     */
+    readonly highWaterMark = 1000,
   ) {}
 
   /** Messages received and not yet consumed. */
@@ -52,8 +60,23 @@ export class Subscriber implements AsyncIterableIterator<MqttMessage>, Subscript
   push(message: MqttMessage): void {
     if (this.finished) return;
     const w = this.waiters.shift();
-    if (w) w.resolve({ value: message, done: false });
-    else this.queue.push(message);
+    if (w) {
+      w.resolve({ value: message, done: false });
+      return;
+    }
+    this.queue.push(message);
+    if (this.queue.length >= this.highWaterMark) {
+      // Repeated on purpose: after a reconnect the stream is a new one and must be paused again.
+      this.paused = true;
+      this.owner.flowControl(this, true);
+    }
+  }
+
+  private relieve(): void {
+    if (this.paused && this.queue.length <= this.highWaterMark / 2) {
+      this.paused = false;
+      this.owner.flowControl(this, false);
+    }
   }
 
   /** @internal The subscription failed: pending and later `next()` calls reject with `err`. */
@@ -79,7 +102,10 @@ export class Subscriber implements AsyncIterableIterator<MqttMessage>, Subscript
   /** The next message (waits for one). */
   next(): Promise<IteratorResult<MqttMessage>> {
     const m = this.queue.shift();
-    if (m) return Promise.resolve({ value: m, done: false });
+    if (m) {
+      this.relieve();
+      return Promise.resolve({ value: m, done: false });
+    }
     if (this.error) return Promise.reject(this.error);
     if (this.finished) return Promise.resolve({ value: undefined, done: true });
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
@@ -98,6 +124,7 @@ export class Subscriber implements AsyncIterableIterator<MqttMessage>, Subscript
   close(): Promise<void> {
     if (!this.closing) {
       this.queue.length = 0;
+      this.relieve();
       this.finish();
       this.closing = this.owner.closeSubscriber(this);
     }

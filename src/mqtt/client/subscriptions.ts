@@ -4,9 +4,10 @@
  * acks, resubscription after a reconnect, and the routing of deliveries to subscribers.
  *
  * Routing: on MQTT 5.0 each subscriber's SUBSCRIBE carries a Subscription Identifier (§3.8.2.1.2)
- * and a delivery goes to the subscribers whose identifiers it carries. Without identifiers
- * (3.1.1, or a broker without them), a delivery on a subscriber's own stream goes to that
- * subscriber, and any other delivery to every subscriber whose filter matches its topic.
+ * and a delivery goes to the subscribers whose identifiers it carries. A delivery without one
+ * goes to the subscriber whose own stream it came on (if its filter matches); and when
+ * identifiers are not in use at all (3.1.1, or a broker without them), a delivery elsewhere goes
+ * to every subscriber whose filter matches its topic.
  */
 import type { ISubscription, Packet } from "mqtt-packet";
 import { parseSharedFilter, topicMatches } from "../topic.js";
@@ -296,10 +297,10 @@ export class Subscriptions {
   /** The subscribers a delivery goes to (see the module comment). */
   route(message: MqttMessage, channel: PacketChannel): SubscriptionSink[] {
     const sinks: SubscriptionSink[] = [];
-    if (this.host.subscriptionIdsInUse()) {
-      const raw = message.properties?.subscriptionIdentifier;
-      const ids = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
-      for (const id of ids) {
+    const idsInUse = this.host.subscriptionIdsInUse();
+    const raw = message.properties?.subscriptionIdentifier;
+    if (idsInUse && raw !== undefined) {
+      for (const id of Array.isArray(raw) ? raw : [raw]) {
         const g = this.groups.get(id);
         if (g?.sink && !sinks.includes(g.sink)) sinks.push(g.sink);
       }
@@ -309,7 +310,9 @@ export class Subscriptions {
       (g) => g.sink && [...g.filters.keys()].some((f) => matches(f, message.topic)),
     );
     const own = matching.filter((g) => g.key === channel.key);
-    for (const g of own.length > 0 ? own : matching) sinks.push(g.sink!);
+    // With identifiers in use, a delivery without one matched no subscriber's subscription,
+    // unless it came on that subscriber's own stream.
+    for (const g of own.length > 0 || idsInUse ? own : matching) sinks.push(g.sink!);
     return sinks;
   }
 }

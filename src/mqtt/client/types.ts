@@ -41,6 +41,15 @@ export interface SubscribeOptions {
   properties?: { userProperties?: UserProperties };
 }
 
+/** Options of `client.subscriber()`. */
+export interface SubscriberOptions extends SubscribeOptions {
+  /**
+   * Messages buffered before the subscriber's own stream stops being read, so the broker is held
+   * back on this subscription alone (default 1000; reading resumes at half).
+   */
+  highWaterMark?: number;
+}
+
 /** One granted subscription, as MQTT.js reports it. */
 export interface SubscriptionGrant {
   topic: string;
