@@ -1,5 +1,8 @@
+import { once } from "node:events";
+import { createServer as createTlsServer } from "node:tls";
 import type { IPublishPacket, Packet } from "mqtt-packet";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { nodeProvider } from "../../../src/crypto/node.js";
 import {
   connect,
   createClient,
@@ -9,6 +12,7 @@ import {
   MqttInvalidTopicError,
   type MqttMessage,
 } from "../../../src/mqtt/client/index.js";
+import { testCerts } from "../../quic/harness.js";
 import { type AedesHandle, CuttableDialer, startAedes, waitFor } from "./helpers.js";
 
 let broker: AedesHandle;
@@ -242,5 +246,37 @@ describe("MQTT client over TCP against aedes", () => {
     await expect(p).resolves.toMatchObject({ reasonCode: 0 });
     expect(events).toEqual(["close", "end"]);
     await expect(c.publish("e", "y")).rejects.toMatchObject({ code: "ERR_MQTT_CLIENT_CLOSED" });
+  });
+
+  it("mqtts:// connects over TLS, verifying the broker against the given CA", async () => {
+    const { ca, leaf } = testCerts(nodeProvider);
+    const server = createTlsServer({ cert: leaf.pem, key: leaf.keyPem }, (s) => broker.broker.handle(s));
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const port = (server.address() as { port: number }).port;
+    try {
+      const secure = await connect(`mqtts://127.0.0.1:${port}`, {
+        protocolVersion: 4,
+        ca: ca.pem,
+        serverName: "localhost",
+        reconnect: false,
+      });
+      clients.push(secure);
+      expect(secure.transportKind).toBe("tls");
+      const got: string[] = [];
+      secure.on("message", (_t, p) => got.push(p.toString()));
+      await secure.subscribe("tls/t", { qos: 1 });
+      await secure.publish("tls/t", "over tls", { qos: 1 });
+      await waitFor(() => got.length === 1);
+      const untrusted = await connect(`mqtts://127.0.0.1:${port}`, {
+        protocolVersion: 4,
+        serverName: "localhost",
+      }).catch((e: Error) => e);
+      expect(untrusted).toMatchObject({ code: "ERR_MQTT_CONNECTION" });
+      expect((untrusted as Error).message).toMatch(/cannot connect to 127.0.0.1:\d+ \(TLS\): .*certificate/);
+    } finally {
+      for (const c of clients.splice(0)) await c.end(true);
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });
