@@ -361,7 +361,10 @@ export class MqttClient extends EventEmitter<MqttClientEvents> {
     const group = this.subscriberGroups.get(sub);
     if (!group?.live || this.disconnecting) return;
     if (!this.connector.current && !this.connector.mayQueue) return;
-    await this.subscriptions.close(group);
+    const done = this.subscriptions.close(group);
+    // Offline, the UNSUBSCRIBE waits for the next connection; leaving a loop must not.
+    if (this.connector.current) await done;
+    else done.catch(() => {});
   }
 
   /** Unsubscribes (MQTT.js shape). Rejects with ERR_MQTT_UNSUBSCRIBE_REFUSED on a failure code. */

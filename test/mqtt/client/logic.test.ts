@@ -402,6 +402,31 @@ describe("deliveries", () => {
     expect(l.received("disconnect")[0].packet).toMatchObject({ reasonCode: 0x82 });
   });
 
+  it("closing a subscriber while offline returns at once; the UNSUBSCRIBE goes out on reconnect", async () => {
+    const net = new MemoryNet();
+    const { client, clock } = await start(
+      { protocolVersion: 5, reconnect: { minDelay: 100, maxDelay: 100 } },
+      net,
+    );
+    const subP = client.subscriber("off/#", { qos: 1 });
+    await flush();
+    const l1 = net.last;
+    const sub = l1.received("subscribe")[0];
+    l1.send(sub.stream, { cmd: "suback", messageId: sub.packet.messageId, granted: [1] });
+    const s = await subP;
+    l1.drop();
+    await flush();
+    expect(client.connected).toBe(false);
+    await s.close();
+    expect(s.closed).toBe(true);
+    clock.advance(100);
+    await flush();
+    const l2 = net.last;
+    expect(l2).not.toBe(l1);
+    expect(l2.received("subscribe")).toEqual([]);
+    expect(l2.received("unsubscribe")[0].packet).toMatchObject({ unsubscriptions: ["off/#"] });
+  });
+
   it("a broker DISCONNECT 0x8E (session taken over) ends reconnecting", async () => {
     const { client, net, clock } = await start({ protocolVersion: 5 });
     const disconnects: number[] = [];
