@@ -73,7 +73,7 @@ export class CuttableDialer {
 }
 
 /** Resolves when `cond()` is true, polling every 5 ms; rejects after `ms`. */
-export async function waitFor(cond: () => boolean, ms = 5000, what = "condition"): Promise<void> {
+export async function waitFor(cond: () => boolean, ms = 10_000, what = "condition"): Promise<void> {
   const start = Date.now();
   while (!cond()) {
     if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
