@@ -159,7 +159,10 @@ export class QuicEndpoint extends EventEmitter {
         addressKey(rinfo.address, rinfo.port),
         new Uint8Array(msg.buffer, msg.byteOffset, msg.length),
       );
-      this.service();
+      // Process every datagram libuv read in this poll phase before answering: one service pass
+      // (and one ACK) per batch instead of per datagram. The ack tracker still asks for an ACK
+      // after every second ack-eliciting packet; it goes out at the end of the batch.
+      this.scheduleService();
     });
     socket.on("error", (err) => this.emit("error", err));
   }
@@ -330,6 +333,10 @@ export class QuicEndpoint extends EventEmitter {
   /** @internal Marks a connection as having work and schedules a service pass. */
   touch(conn: Connection): void {
     this.core.touch(conn);
+    this.scheduleService();
+  }
+
+  private scheduleService(): void {
     if (this.serviceScheduled) return;
     this.serviceScheduled = true;
     setImmediate(() => {
@@ -698,8 +705,11 @@ export class QuicStream extends Duplex {
     if (!cb) return;
     this.pendingFinal = undefined;
     try {
-      this.conn.core.finish(this.id);
-      this.conn.touch();
+      // A peer-opened unidirectional stream is receive-only: there is nothing of ours to finish.
+      if (this.bidi || this.local) {
+        this.conn.core.finish(this.id);
+        this.conn.touch();
+      }
       cb();
     } catch (e) {
       cb(e as Error);

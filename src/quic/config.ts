@@ -5,6 +5,7 @@
 import type { CryptoProvider, PrivateKey, Rng } from "../crypto/provider.js";
 import type { PeerVerifier } from "../tls/handshake-common.js";
 import type { CipherSuiteName } from "../tls/suites.js";
+import type { TicketKeys } from "../tls/ticket.js";
 import type { TransportParameters } from "./transport-params.js";
 import { QUIC_V1 } from "./version.js";
 
@@ -83,6 +84,11 @@ export interface ConnectionConfig {
   certificateChain?: readonly Uint8Array[];
   /** Server: the leaf certificate's private key. */
   privateKey?: PrivateKey;
+  /**
+   * Server: the session-ticket key, shared by every connection of an endpoint so a ticket
+   * issued on one connection can be opened on the next (the Endpoint sets it).
+   */
+  ticketKeys?: TicketKeys;
   /** Transport settings; unset fields take `defaultTransportSettings`. */
   transport?: Partial<TransportSettings>;
   /** Receives NSS key log lines (SSLKEYLOGFILE format) for Wireshark. */

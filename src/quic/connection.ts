@@ -371,6 +371,7 @@ export class Connection {
         alpn: [...config.alpn],
         certificateChain: [...config.certificateChain],
         privateKey: config.privateKey as PrivateKey,
+        ticketKeys: config.ticketKeys,
         transportParameters: encodeTransportParameters(this.localParams),
         cipherSuites: config.cipherSuites ? [...config.cipherSuites] : undefined,
       });

@@ -8,6 +8,7 @@
  * are opaque strings chosen by the owner (the UDP driver uses "host:port").
  */
 import type { CryptoProvider, Rng } from "../crypto/provider.js";
+import { TicketKeys } from "../tls/ticket.js";
 import { Reader, toHex, Writer } from "../util/bytes.js";
 import type { ConnectionConfig } from "./config.js";
 import { Connection } from "./connection.js";
@@ -62,6 +63,8 @@ export class Endpoint {
   private readonly stateless: { to: string; data: Uint8Array }[] = [];
   private readonly events: EndpointEvent[] = [];
   private readonly tokenAead;
+  /** One session-ticket key for every connection of this endpoint (RFC 8446 §4.6.1). */
+  private readonly ticketKeys: TicketKeys;
 
   constructor(config: EndpointConfig) {
     this.config = config;
@@ -76,6 +79,15 @@ export class Endpoint {
         "sha256",
         this.staticKey,
         new TextEncoder().encode("mquictt retry token"),
+        32,
+      ),
+    );
+    this.ticketKeys = new TicketKeys(
+      config.provider,
+      config.provider.hkdfExpand(
+        "sha256",
+        this.staticKey,
+        new TextEncoder().encode("mquictt ticket key"),
         32,
       ),
     );
@@ -197,6 +209,7 @@ export class Endpoint {
         ...server,
         provider: this.config.provider,
         rng: this.config.rng,
+        ticketKeys: this.ticketKeys,
         transport: { ...server.transport, cidLength: this.cidLength },
       },
       from,
