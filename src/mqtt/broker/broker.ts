@@ -38,6 +38,8 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { QoS } from "mqtt-packet";
 import { MquicttError } from "../../errors.js";
+import { listenQuic, type MqttQuicListenOptions } from "../../net/mqtt-quic.js";
+import type { QuicEndpoint } from "../../net/quic.js";
 import { systemScheduler } from "../../net/scheduler.js";
 import { listenTcp, type TcpListener, type TcpListenOptions } from "../../net/tcp.js";
 import { type MqttError, ReasonCode } from "../errors.js";
@@ -182,6 +184,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   private readonly dirty = new Set<Session>();
   private flushScheduled = false;
   private readonly tcpListeners: TcpListener[] = [];
+  private readonly quicListeners: QuicEndpoint[] = [];
   private readonly generateId: () => string;
   private startPromise: Promise<void> | undefined;
   private started = false;
@@ -251,6 +254,18 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   }
 
   /**
+   * Listens for MQTT over QUIC (UDP 14567 and ALPN "mqtt" by default; `cert`/`key` required).
+   * Every stream dialect of DESIGN.md is recognised from the client's behaviour.
+   */
+  async listenQuic(opts: MqttQuicListenOptions): Promise<{ address: string; port: number }> {
+    await this.start();
+    const endpoint = await listenQuic(opts, (t) => this.handle(t));
+    this.quicListeners.push(endpoint);
+    const a = endpoint.address();
+    return { address: a.address, port: a.port };
+  }
+
+  /**
    * Stops listening, disconnects every client (v5: DISCONNECT 0x8B Server shutting down) and
    * cancels all timers. Sessions stay in the store.
    */
@@ -261,6 +276,7 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
       conn.disconnect(ReasonCode.ServerShuttingDown, "server shutting down");
     }
     await Promise.all(this.tcpListeners.splice(0).map((l) => l.close()));
+    await Promise.all(this.quicListeners.splice(0).map((l) => l.close()));
     for (const s of this.sessions.values()) {
       s.expiryTimer?.cancel();
       s.willTimer?.cancel();

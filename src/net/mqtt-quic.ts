@@ -1,0 +1,95 @@
+/**
+ * MQTT over QUIC listener (DESIGN.md "MQTT over QUIC wire format"): UDP port 14567 by default,
+ * ALPN "mqtt". Each QUIC connection becomes one `MqttTransport`: the first client-opened bidi
+ * stream is the control stream, later client streams are data streams (bidi or uni), and QoS 0
+ * PUBLISH may arrive in DATAGRAM frames.
+ */
+import { EventEmitter } from "node:events";
+import type { Duplex } from "node:stream";
+import type { MqttTransport, StreamInfo } from "../mqtt/transport.js";
+import { type QuicConnection, QuicEndpoint, type QuicListenOptions, type QuicStream } from "./quic.js";
+
+/** Default UDP port of MQTT over QUIC. */
+export const MQTT_QUIC_PORT = 14567;
+
+/** Options of `listenQuic`: the QUIC listener's, with MQTT defaults (port 14567, ALPN "mqtt"). */
+export type MqttQuicListenOptions = Omit<QuicListenOptions, "alpn" | "port"> & {
+  port?: number;
+  alpn?: string[];
+};
+
+/** One QUIC connection as the broker sees it. */
+export class QuicMqttTransport extends EventEmitter implements MqttTransport {
+  readonly kind = "quic" as const;
+  readonly remoteAddress: string;
+  private gone = false;
+
+  constructor(
+    /** The QUIC connection (for inspection, statistics, or cutting it in tests). */
+    readonly connection: QuicConnection,
+    readonly control: QuicStream,
+  ) {
+    super();
+    this.remoteAddress = connection.remoteAddress;
+    control.on("error", () => {});
+    connection.on("datagram", (d: Uint8Array) => this.emit("datagram", d));
+    connection.once("close", () => {
+      this.gone = true;
+      this.emit("close");
+    });
+  }
+
+  resetStream(stream: Duplex, code: number): void {
+    const s = stream as QuicStream;
+    if (s.bidi || s.local) s.reset(code);
+    if (s.bidi || !s.local) s.stopSending(code);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.gone) return;
+    this.gone = true;
+    this.control.end();
+    // Let the flushed CONNACK/DISCONNECT go out before CONNECTION_CLOSE discards unsent data.
+    setTimeout(() => void this.connection.close(code, reason).catch(() => {}), 50).unref();
+  }
+
+  /** @internal A later client-opened stream. */
+  addStream(s: QuicStream): void {
+    s.on("error", () => {});
+    this.emit("stream", s, { bidi: s.bidi, id: s.id } satisfies StreamInfo);
+  }
+}
+
+/**
+ * Accepts MQTT-over-QUIC connections and hands each to `handle` once its control stream opens.
+ * Returns the QUIC endpoint (close it to stop listening).
+ */
+export async function listenQuic(
+  opts: MqttQuicListenOptions,
+  handle: (transport: QuicMqttTransport) => void,
+): Promise<QuicEndpoint> {
+  const endpoint = await QuicEndpoint.listen({
+    ...opts,
+    port: opts.port ?? MQTT_QUIC_PORT,
+    alpn: opts.alpn ?? ["mqtt"],
+    transport: { maxDatagramFrameSize: 1200, maxStreamsBidi: 1000, maxStreamsUni: 1000, ...opts.transport },
+  });
+  endpoint.on("connection", (conn: QuicConnection) => {
+    let transport: QuicMqttTransport | undefined;
+    conn.on("stream", (s: QuicStream) => {
+      if (!transport) {
+        if (!s.bidi) {
+          // The control stream must be a client bidi stream; a uni stream first is a data stream
+          // that arrived early: hold it until the control stream shows up.
+          s.on("error", () => {});
+          conn.once("control", (t: QuicMqttTransport) => t.addStream(s));
+          return;
+        }
+        transport = new QuicMqttTransport(conn, s);
+        handle(transport);
+        conn.emit("control", transport);
+      } else transport.addStream(s);
+    });
+  });
+  return endpoint;
+}
