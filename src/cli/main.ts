@@ -21,13 +21,15 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (cmd) {
       case "demo": {
-        const { inMemoryHandshake, loopbackEcho } = await import("./demo.js");
+        const { inMemoryHandshake, loopbackEcho, mqttOverQuic } = await import("./demo.js");
         console.log(
           "== 1. QUIC + TLS 1.3 handshake between two in-memory endpoints (virtual clock, 20 ms one way)",
         );
         inMemoryHandshake(console.log);
         console.log("\n== 2. The same stack over UDP on loopback");
         await loopbackEcho(console.log);
+        console.log("\n== 3. MQTT over QUIC: broker and per-topic client on loopback");
+        await mqttOverQuic(console.log);
         return 0;
       }
       case "cert": {
