@@ -202,11 +202,6 @@ describe("MQTT over QUIC: stream modes on the wire", () => {
     expect(conn.violations).toEqual([]);
   });
 
-  // Known transport bug (src/net/quic.ts): QuicStream's constructor ends the writable side of a
-  // peer-opened unidirectional stream with end(), whose _final calls core.finish() on a
-  // receive-only stream; that throws "receive-only" and destroys the stream before it is read.
-  // The client side of uni deliveries is covered on an in-memory transport (memory-transport.test.ts).
-  // Flip to it() once the transport is fixed.
   it("accepts deliveries on a server-opened uni stream, acknowledged on the control stream", async () => {
     const { broker, client } = await setup({ protocolVersion: 5 });
     const conn = broker.last;
