@@ -22,6 +22,8 @@ export class UsageError extends Error {
 export interface CliIo {
   out: (line: string) => void;
   err: (line: string) => void;
+  /** Called once `sub` holds its subscriptions (tests publish after it). */
+  ready?: () => void;
 }
 
 const consoleIo: CliIo = { out: (l) => console.log(l), err: (l) => console.error(l) };
@@ -537,6 +539,7 @@ export async function runSub(
         `subscription refused: ${refused.map((g) => `${g.topic} (0x${g.qos.toString(16)})`).join(", ")}`,
       );
     }
+    io.ready?.();
     await race(Promise.race([done, stop]));
     return 0;
   } finally {
