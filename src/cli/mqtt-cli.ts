@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { Broker, connect, type MqttClient } from "../mqtt/index.js";
 import { isValidTopicFilter, isValidTopicName } from "../mqtt/topic.js";
 import { readPemFile } from "../net/cert-files.js";
-import { QuicEndpoint } from "../net/quic.js";
+import { clearQuicSocketError, lastQuicSocketError } from "../net/quic.js";
 import { makeCertificates } from "./cert.js";
 
 /** A bad command line (exit code 2). */
@@ -421,32 +421,10 @@ export function parseSubArgs(argv: string[]): SubCliOptions {
   };
 }
 
-/** The last UDP socket error of a client endpoint (e.g. ECONNREFUSED: ICMP port unreachable). */
-let lastSocketError: Error | undefined;
-let endpointGuard = false;
-const socketError = (): Error | undefined => lastSocketError;
-
-/**
- * Workaround: a client QuicEndpoint re-emits its UDP socket's errors (ECONNREFUSED when the port is
- * closed) with no listener, which would crash the process. Listen on every endpoint the CLI opens and
- * remember the error for the connect-timeout message.
- */
-function guardQuicEndpoints(): void {
-  if (endpointGuard) return;
-  endpointGuard = true;
-  const open = QuicEndpoint.open.bind(QuicEndpoint);
-  QuicEndpoint.open = async (...args: Parameters<typeof QuicEndpoint.open>) => {
-    const ep = await open(...args);
-    ep.on("error", (err: Error) => {
-      lastSocketError = err;
-    });
-    return ep;
-  };
-}
+const socketError = (): Error | undefined => lastQuicSocketError();
 
 async function openClient(o: ClientCliOptions): Promise<MqttClient> {
-  guardQuicEndpoints();
-  lastSocketError = undefined;
+  clearQuicSocketError();
   const ca = o.cafile !== undefined ? await readPemFile(o.cafile) : undefined;
   try {
     return await connect(o.url, {

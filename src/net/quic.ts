@@ -97,6 +97,18 @@ export class StreamResetError extends MquicttError {
 
 const now = (): number => performance.now();
 
+let lastSocketErrorAnywhere: Error | undefined;
+
+/** The last UDP socket error any endpoint of this process saw (for CLI diagnostics). */
+export function lastQuicSocketError(): Error | undefined {
+  return lastSocketErrorAnywhere;
+}
+
+/** Forgets `lastQuicSocketError()`. */
+export function clearQuicSocketError(): void {
+  lastSocketErrorAnywhere = undefined;
+}
+
 /**
  * Socket buffers: the kernel default (~208 KB) overflows on a fast path and every drop costs a
  * congestion-window halving. The kernel caps these at net.core.[rw]mem_max.
@@ -138,6 +150,8 @@ export class QuicEndpoint extends EventEmitter {
   /** Once a client socket served two peers it stays unconnected. */
   private socketShared = false;
   private readonly isServer: boolean;
+  /** The last error the UDP socket reported (e.g. ECONNREFUSED), if any. */
+  lastSocketError: Error | undefined;
 
   private constructor(
     socket: Socket,
@@ -164,7 +178,14 @@ export class QuicEndpoint extends EventEmitter {
       // after every second ack-eliciting packet; it goes out at the end of the batch.
       this.scheduleService();
     });
-    socket.on("error", (err) => this.emit("error", err));
+    socket.on("error", (err) => {
+      // ICMP errors (ECONNREFUSED for a closed port) are not fatal to QUIC, which retries until
+      // its handshake or idle timeout; they are remembered for the timeout message and only
+      // re-emitted to a listener, never thrown at a process that did not ask for them.
+      this.lastSocketError = err;
+      lastSocketErrorAnywhere = err;
+      if (this.listenerCount("error") > 0) this.emit("error", err);
+    });
   }
 
   /** A server endpoint listening on `port`. Emits `connection` for each accepted connection. */
