@@ -67,7 +67,7 @@ function run(bin: string, args: string[]): Proc {
     out += d.toString();
   });
   const exited = new Promise<number | null>((resolve) => {
-    child.on("exit", (code) => resolve(code));
+    child.on("close", (code) => resolve(code)); // after stdout/stderr are drained
     child.on("error", (e) => {
       out += `spawn error: ${e.message}\n`;
       resolve(-1);
@@ -280,7 +280,7 @@ describe("mosquitto clients against our broker over TCP", () => {
           expect(got).toEqual([]); // no will while it is connected
           doomed.child.kill("SIGKILL");
           expect(await exitOf(watcher), watcher.out()).toBe(0);
-          expect(messageLines(watcher.out())).toEqual([`mq${v}/will gone`]);
+          expect(messageLines(watcher.out()), watcher.out()).toEqual([`mq${v}/will gone`]);
           await waitFor(() => got.length === 1, 5000, "the will at our client");
           expect(got).toEqual([`mq${v}/will gone`]);
         } finally {
