@@ -95,6 +95,25 @@ export interface ConnectionConfig {
   keylog?: (line: string) => void;
   /** Receives qlog-style events (name + data) for debugging. */
   qlog?: (event: QlogEvent) => void;
+  /** Test seam: targeted packet loss (see {@link FaultInjection}). Off by default. */
+  faultInjection?: FaultInjection;
+}
+
+/** The STREAM frames of one outgoing packet, as seen by {@link FaultInjection.dropOutgoing}. */
+export interface OutgoingPacketInfo {
+  now: number;
+  streamFrames: readonly { streamId: number; offset: number; length: number }[];
+}
+
+/**
+ * Test-only fault injection. Encrypted datagrams cannot be told apart on the (simulated) wire,
+ * so tests that must lose exactly the packets of one stream (the head-of-line test,
+ * test/mqtt/head-of-line.test.ts) ask the sender. A dropped datagram is still recorded as sent
+ * (congestion control, loss recovery), so its data is retransmitted exactly as after wire loss.
+ */
+export interface FaultInjection {
+  /** Called for every datagram about to leave; true discards it silently. */
+  dropOutgoing?: (info: OutgoingPacketInfo) => boolean;
 }
 
 /** A qlog-like event (draft-ietf-quic-qlog-quic-events names). */

@@ -1220,7 +1220,14 @@ export class Connection {
     if (this.state === "closed" || this.state === "draining") return undefined;
     if (this.state === "closing") return this.transmitClose(now);
     try {
-      return this.transmit(now);
+      const drop = this.config.faultInjection?.dropOutgoing;
+      if (!drop) return this.transmit(now);
+      for (;;) {
+        this.outgoingStreamFrames = [];
+        const d = this.transmit(now);
+        // Test seam (config.ts FaultInjection): a dropped datagram stays recorded as sent.
+        if (!d || !drop({ now, streamFrames: this.outgoingStreamFrames })) return d;
+      }
     } catch (e) {
       this.onError(now, e);
       return (this.state as State) === "closing" ? this.transmitClose(now) : undefined;
@@ -1401,6 +1408,9 @@ export class Connection {
     return this.hasAckElicitingToSend(space, ackOnly);
   }
 
+  /** STREAM frames of the datagram being built, collected only for `faultInjection`. */
+  private outgoingStreamFrames: { streamId: number; offset: number; length: number }[] = [];
+
   /** Payload bytes the packet being built may hold (set by `buildPacket`). */
   private payloadLimit = 0;
 
@@ -1535,6 +1545,10 @@ export class Connection {
       tokens,
     });
     this.stats.packetsSent++;
+    if (this.config.faultInjection)
+      for (const t of tokens)
+        if (t.k === "stream")
+          this.outgoingStreamFrames.push({ streamId: t.id, offset: t.offset, length: t.length });
     if (this.config.qlog)
       this.qlog(now, "packet_sent", {
         packet_type: PACKET_TYPE_OF_SPACE[space.id],
