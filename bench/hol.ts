@@ -17,6 +17,7 @@
  *
  *   npx tsx bench/hol.ts                      loss 0,1,2,5 % × RTT 10,50 ms, 10 s per cell and mode
  *   npx tsx bench/hol.ts --quick              CI smoke: 2 % loss, 50 ms, 3 s (< 30 s in all)
+ *   npx tsx bench/hol.ts --replot [--quick]   redraw the SVG from bench/results/hol[-quick].json
  *   npx tsx bench/hol.ts --seconds 20 --rate 20 --topics 8 --qos 1 --loss 2,5 --rtt 50
  *       --modes per-topic,single,tcp-ours,tcp-mosquitto --payload 64 --warmup 1
  *
@@ -28,7 +29,7 @@
  * Internally `bench/hol.ts client ...` is the measuring process spawned in namespace A.
  */
 import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -335,6 +336,36 @@ interface Cell {
 
 async function main(argv: string[]): Promise<void> {
   const quick = argv.includes("--quick");
+  if (argv.includes("--replot")) {
+    // Redraw the SVG from the JSON of an earlier run (no measuring).
+    const suffix = quick ? "-quick" : "";
+    const saved = JSON.parse(readFileSync(join(RESULTS_DIR, `hol${suffix}.json`), "utf8")) as {
+      cells: Cell[];
+      notes: string[];
+      params: {
+        topics: number;
+        ratePerTopic: number;
+        seconds: number;
+        warmup: number;
+        qos: number;
+        payload: number;
+      };
+    };
+    const target = saved.cells.find((c) => c.lossPct === 2 && c.rttMs === 50);
+    if (!target) throw new Error("no cell at 2% loss, 50 ms RTT in the saved result");
+    const p = saved.params;
+    const svgPath = join(RESULTS_DIR, `hol-cdf${suffix}.svg`);
+    writeFileSync(
+      svgPath,
+      cdfSvg(
+        target,
+        `MQTT head-of-line blocking: 1 subscriber × ${p.topics} topics, ${p.ratePerTopic} msg/s per topic, ${p.payload} B, QoS ${p.qos}, ${p.seconds} s per cell (+${p.warmup} s warm-up)`,
+        saved.notes,
+      ),
+    );
+    console.log(`wrote ${svgPath}`);
+    return;
+  }
   const losses = (arg(argv, "--loss") ?? (quick ? "2" : "0,1,2,5")).split(",").map(Number);
   const rtts = (arg(argv, "--rtt") ?? (quick ? "50" : "10,50")).split(",").map(Number);
   const seconds = num(argv, "--seconds", quick ? 3 : 10);
@@ -625,8 +656,13 @@ function cdfSvg(cell: Cell, title: string, notes: string[]): string {
   const ph = H - T - B;
   const series = cell.modes.filter((m) => m.cdf !== undefined);
   const all = series.flatMap((m) => m.cdf ?? []).filter((x) => x > 0);
-  const lo = all.length ? 10 ** Math.floor(Math.log10(Math.min(...all))) : 1;
-  const hi = all.length ? 10 ** Math.ceil(Math.log10(Math.max(...all))) : 1000;
+  // Axis bounds and ticks on the 1-2-5 series around the data.
+  const steps: number[] = [];
+  for (let k = -2; k <= 6; k++) for (const m of [1, 2, 5]) steps.push(m * 10 ** k);
+  const dmin = all.length ? Math.min(...all) : 1;
+  const dmax = all.length ? Math.max(...all) : 1000;
+  const lo = [...steps].reverse().find((v) => v <= dmin) ?? steps[0];
+  const hi = steps.find((v) => v >= dmax && v > lo) ?? steps[steps.length - 1];
   const x = (v: number): number =>
     L + ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * pw;
   const y = (p: number): number => T + (1 - p) * ph;
@@ -638,22 +674,24 @@ function cdfSvg(cell: Cell, title: string, notes: string[]): string {
     `<text x="${L}" y="36" font-size="10" fill="#555">${escapeXml(title)}</text>`,
   );
   // grid and ticks
-  for (let d = lo; d <= hi * 1.0001; d *= 10) {
-    for (const m of [1, 2, 5]) {
-      const v = d * m;
-      if (v > hi * 1.0001) break;
-      const xx = x(v);
-      parts.push(
-        `<line x1="${xx.toFixed(1)}" y1="${T}" x2="${xx.toFixed(1)}" y2="${T + ph}" stroke="${m === 1 ? "#ccc" : "#eee"}"/>`,
-        `<text x="${xx.toFixed(1)}" y="${T + ph + 16}" text-anchor="middle">${v >= 1 ? v : v.toPrecision(1)}</text>`,
-      );
-    }
+  for (const v of steps.filter((v) => v >= lo && v <= hi)) {
+    const xx = x(v);
+    const decade = Math.abs(Math.log10(v) - Math.round(Math.log10(v))) < 1e-9;
+    parts.push(
+      `<line x1="${xx.toFixed(1)}" y1="${T}" x2="${xx.toFixed(1)}" y2="${T + ph}" stroke="${decade ? "#ccc" : "#eee"}"/>`,
+      `<text x="${xx.toFixed(1)}" y="${T + ph + 16}" text-anchor="middle">${v >= 1 ? v : v.toPrecision(1)}</text>`,
+    );
   }
   for (const p of [0, 0.25, 0.5, 0.75, 0.9, 0.99, 1]) {
     const yy = y(p);
+    // 0.99 sits next to 1: label it inside the plot, below its line.
+    const label =
+      p === 0.99
+        ? `<text x="${L + 4}" y="${(yy + 11).toFixed(1)}" font-size="9" fill="#777">0.99</text>`
+        : `<text x="${L - 6}" y="${(yy + 4).toFixed(1)}" text-anchor="end">${p}</text>`;
     parts.push(
-      `<line x1="${L}" y1="${yy.toFixed(1)}" x2="${L + pw}" y2="${yy.toFixed(1)}" stroke="#eee"/>`,
-      `<text x="${L - 6}" y="${(yy + 4).toFixed(1)}" text-anchor="end">${p}</text>`,
+      `<line x1="${L}" y1="${yy.toFixed(1)}" x2="${L + pw}" y2="${yy.toFixed(1)}" stroke="${p === 0.99 ? "#ddd" : "#eee"}"${p === 0.99 ? ' stroke-dasharray="4 3"' : ""}/>`,
+      label,
     );
   }
   parts.push(
@@ -666,9 +704,9 @@ function cdfSvg(cell: Cell, title: string, notes: string[]): string {
     const pts = cdf.map((v, k) => `${x(v).toFixed(1)},${y(k / (cdf.length - 1)).toFixed(1)}`).join(" ");
     parts.push(
       `<polyline fill="none" stroke="${COLORS[m.mode]}" stroke-width="2" points="${pts}"/>`,
-      `<line x1="${L + pw + 15}" y1="${T + 10 + i * 34}" x2="${L + pw + 40}" y2="${T + 10 + i * 34}" stroke="${COLORS[m.mode]}" stroke-width="3"/>`,
-      `<text x="${L + pw + 46}" y="${T + 14 + i * 34}">${escapeXml(m.mode)}</text>`,
-      `<text x="${L + pw + 46}" y="${T + 27 + i * 34}" font-size="10" fill="#555">p99 ${fmt(m.summary?.p99)} ms</text>`,
+      `<line x1="${L + pw + 15}" y1="${T + 40 + i * 34}" x2="${L + pw + 40}" y2="${T + 40 + i * 34}" stroke="${COLORS[m.mode]}" stroke-width="3"/>`,
+      `<text x="${L + pw + 46}" y="${T + 44 + i * 34}">${escapeXml(m.mode)}</text>`,
+      `<text x="${L + pw + 46}" y="${T + 57 + i * 34}" font-size="10" fill="#555">p99 ${fmt(m.summary?.p99)} ms</text>`,
     );
   });
   notes.forEach((n, i) => {
