@@ -4,7 +4,7 @@
  */
 import type { CryptoProvider } from "../../src/crypto/provider.js";
 import { SeededRng } from "../../src/crypto/random.js";
-import type { TransportSettings } from "../../src/quic/config.js";
+import type { FaultInjection, TransportSettings } from "../../src/quic/config.js";
 import type { Connection, ConnectionEvent } from "../../src/quic/connection.js";
 import { Endpoint } from "../../src/quic/endpoint.js";
 import { generateTestCA, issueLeaf } from "../../src/tls/certgen.js";
@@ -49,6 +49,8 @@ export interface PairOptions {
   retry?: boolean;
   /** The server endpoint's static key (stateless reset and Retry tokens); random by default. */
   staticKey?: Uint8Array;
+  /** Test seam of the server's connections (targeted packet loss). */
+  serverFaultInjection?: FaultInjection;
 }
 
 /** Client and server endpoints joined by a simulated link. */
@@ -77,6 +79,7 @@ export class Pair {
         privateKey: leaf.key,
         transport: { ...opts.transport, ...opts.serverTransport },
         retry: opts.retry,
+        faultInjection: opts.serverFaultInjection,
       },
       staticKey: opts.staticKey,
     });
