@@ -12,7 +12,7 @@ import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import type { IPublishPacket } from "mqtt-packet";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { type ConnectOptions, connect, MqttClient } from "../../src/mqtt/client/index.js";
 import { Broker } from "../../src/mqtt/index.js";
 import { CuttableDialer, waitFor } from "../mqtt/client/helpers.js";
@@ -287,8 +287,125 @@ describe("mosquitto clients against our broker over TCP", () => {
           await ours.end(true);
         }
       });
+
+      it("keeps a persistent mosquitto_sub -c session and delivers what was published while it was away", async () => {
+        const id = `sub-c-${v}`;
+        const sessionPresent: boolean[] = [];
+        const onConnect = (c: { clientId: string }, present: boolean) => {
+          if (c.clientId === id) sessionPresent.push(present);
+        };
+        broker?.on("clientConnect", onConnect);
+        onTestFinished(() => {
+          broker?.off("clientConnect", onConnect);
+        });
+        // start without a session (a clean connect discards any earlier one)
+        const fresh = run(subBin, [...common(), "-V", version, "-i", id, "-E", "-t", `mq${v}/durable`]);
+        expect(await exitOf(fresh), fresh.out()).toBe(0);
+        const first = await startSub(id, ["-V", version, "-c", "-E", "-t", `mq${v}/durable`, "-q", "1"]);
+        expect(await exitOf(first), first.out()).toBe(0); // -E: DISCONNECT once subscribed
+        const pub = run(pubBin, [
+          ...common(),
+          "-V",
+          version,
+          "-q",
+          "1",
+          "-t",
+          `mq${v}/durable`,
+          "-m",
+          "while away",
+        ]);
+        expect(await exitOf(pub), pub.out()).toBe(0);
+        const again = run(
+          subBin,
+          [...common(), "-V", version, "-i", id, "-c", "-t", `mq${v}/durable`].concat([
+            "-q",
+            "1",
+            "-C",
+            "1",
+            "-v",
+            "-d",
+          ]),
+        );
+        expect(await exitOf(again), again.out()).toBe(0);
+        expect(messageLines(again.out())).toEqual([`mq${v}/durable while away`]);
+        expect(sessionPresent).toEqual([false, false, true]);
+        // tidy: a clean connect discards the session
+        const clean = run(subBin, [...common(), "-V", version, "-i", id, "-E", "-t", `mq${v}/durable`]);
+        expect(await exitOf(clean), clean.out()).toBe(0);
+      });
+
+      it("carries a 512 KiB payload (under the broker's default 1 MiB packet limit) from mosquitto_pub to mosquitto_sub", async () => {
+        const file = join(mkdtempSync(join(tmpdir(), "mquictt-mq-")), "big.bin");
+        const big = Buffer.alloc(512 * 1024, "x");
+        writeFileSync(file, big);
+        try {
+          const sub = await startSub(
+            `sub-big-${v}`,
+            ["-V", version, "-t", `mq${v}/big`, "-q", "1", "-C", "1"].concat(["-F", "%t %l %q"]),
+          );
+          const pub = run(pubBin, [...common(), "-V", version, "-q", "1", "-t", `mq${v}/big`, "-f", file]);
+          expect(await exitOf(pub), pub.out()).toBe(0);
+          expect(await exitOf(sub), sub.out()).toBe(0);
+          expect(sub.out().trim()).toBe(`mq${v}/big ${512 * 1024} 1`);
+        } finally {
+          rmSync(join(file, ".."), { recursive: true, force: true });
+        }
+      });
     });
   }
+
+  it("forwards MQTT 5 publish properties from mosquitto_pub to mosquitto_sub (-V mqttv5)", async () => {
+    const sub = await startSub(
+      "sub-props",
+      ["-V", "mqttv5", "-t", "mq5/props", "-q", "1", "-C", "1"]
+        .concat(["-D", "subscribe", "subscription-identifier", "7"])
+        .concat(["-F", "%t|%p|%P|%R|%C|%D|%F|%S|%q"]),
+    );
+    const pub = run(
+      pubBin,
+      [...common(), "-V", "mqttv5", "-q", "1", "-t", "mq5/props", "-m", "with props"]
+        .concat(["-D", "publish", "user-property", "k", "v"])
+        .concat(["-D", "publish", "response-topic", "mq5/reply"])
+        .concat(["-D", "publish", "content-type", "text/plain"])
+        .concat(["-D", "publish", "correlation-data", "abc"])
+        .concat(["-D", "publish", "payload-format-indicator", "1"])
+        .concat(["-D", "publish", "message-expiry-interval", "60"]),
+    );
+    expect(await exitOf(pub), pub.out()).toBe(0);
+    expect(await exitOf(sub), sub.out()).toBe(0);
+    expect(sub.out().trim()).toBe("mq5/props|with props|k:v|mq5/reply|text/plain|abc|1|7|1");
+  });
+
+  it("a v5 mosquitto_sub sees the message expiry interval counted down (-V mqttv5)", async () => {
+    const pub = run(
+      pubBin,
+      [...common(), "-V", "mqttv5", "-q", "1", "-r", "-t", "mq5/expiry", "-m", "soon"].concat([
+        "-D",
+        "publish",
+        "message-expiry-interval",
+        "60",
+      ]),
+    );
+    expect(await exitOf(pub), pub.out()).toBe(0);
+    const sub = run(subBin, [
+      ...common(),
+      "-V",
+      "mqttv5",
+      "-t",
+      "mq5/expiry",
+      "-C",
+      "1",
+      "-F",
+      "%t %p %E %r",
+    ]);
+    expect(await exitOf(sub), sub.out()).toBe(0);
+    const [topic, payload, expiry, retain] = sub.out().trim().split(" ");
+    expect([topic, payload, retain]).toEqual(["mq5/expiry", "soon", "1"]);
+    expect(Number(expiry)).toBeGreaterThan(55);
+    expect(Number(expiry)).toBeLessThanOrEqual(60);
+    const clear = run(pubBin, [...common(), "-V", "mqttv5", "-q", "1", "-r", "-n", "-t", "mq5/expiry"]);
+    expect(await exitOf(clear), clear.out()).toBe(0);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
