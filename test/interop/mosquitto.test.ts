@@ -589,4 +589,58 @@ describe("our client against a mosquitto broker over TCP", () => {
       });
     });
   }
+
+  describe("protocol 5 features", () => {
+    it("publish properties, no-local and shared subscriptions between our clients", async () => {
+      const a = await client({ protocolVersion: 5, clientId: "ours5-feat-a" });
+      const b = await client({ protocolVersion: 5, clientId: "ours5-feat-b" });
+      const gotA: IPublishPacket[] = [];
+      const gotB: IPublishPacket[] = [];
+      a.on("message", (_t, _p, pkt) => gotA.push(pkt));
+      b.on("message", (_t, _p, pkt) => gotB.push(pkt));
+
+      // properties survive the trip through mosquitto
+      await b.subscribe("ours5/props", { qos: 1 });
+      await a.publish("ours5/props", "p", {
+        qos: 1,
+        properties: {
+          userProperties: { k: "v" },
+          contentType: "text/plain",
+          responseTopic: "ours5/reply",
+          correlationData: Buffer.from("abc"),
+          messageExpiryInterval: 60,
+        },
+      });
+      await waitFor(() => gotB.length === 1, 5000, "the message with properties");
+      const props = gotB[0]?.properties;
+      expect(props?.userProperties).toEqual({ k: "v" });
+      expect(props?.contentType).toBe("text/plain");
+      expect(props?.responseTopic).toBe("ours5/reply");
+      expect(props?.correlationData?.toString()).toBe("abc");
+      expect(props?.messageExpiryInterval).toBeGreaterThan(55);
+
+      // no-local: a's own publish is not sent back to it, b still gets it
+      await a.subscribe("ours5/nl", { qos: 1, nl: true });
+      await b.subscribe("ours5/nl", { qos: 1 });
+      await a.publish("ours5/nl", "mine", { qos: 1 });
+      await waitFor(() => gotB.length === 2, 5000, "the no-local message at b");
+      await delay(50);
+      expect(gotA).toEqual([]);
+
+      // a shared subscription gives each message to one member of the group
+      await a.subscribe("$share/g/ours5/shared", { qos: 1 });
+      await b.subscribe("$share/g/ours5/shared", { qos: 1 });
+      const pub = await client({ protocolVersion: 5, clientId: "ours5-feat-pub" });
+      for (let i = 0; i < 6; i++) await pub.publish("ours5/shared", `s${i}`, { qos: 1 });
+      const shared = () => [...gotA, ...gotB].filter((x) => x.topic === "ours5/shared");
+      await waitFor(() => shared().length === 6, 5000, "six shared messages");
+      await delay(50);
+      expect(
+        shared()
+          .map((x) => x.payload.toString())
+          .sort(),
+      ).toEqual(["s0", "s1", "s2", "s3", "s4", "s5"]);
+      expect(gotA.length).toBeGreaterThan(0);
+    });
+  });
 });
