@@ -18,6 +18,7 @@
  *   npx tsx bench/hol.ts                      loss 0,1,2,5 % × RTT 10,50 ms, 10 s per cell and mode
  *   npx tsx bench/hol.ts --quick              CI smoke: 2 % loss, 50 ms, 3 s (< 30 s in all)
  *   npx tsx bench/hol.ts --replot [--quick]   redraw the SVG from bench/results/hol[-quick].json
+ *   --out NAME: write hol-NAME.json / hol-cdf-NAME.svg instead (targeted re-runs keep the full result)
  *   npx tsx bench/hol.ts --seconds 20 --rate 20 --topics 8 --qos 1 --loss 2,5 --rtt 50
  *       --modes per-topic,single,tcp-ours,tcp-mosquitto --payload 64 --warmup 1
  *
@@ -67,6 +68,8 @@ interface ClientResult {
   /** Publish calls that were more than 5 ms late against the schedule (a busy event loop). */
   lateSends: number;
   connectMs: number;
+  /** The 10 slowest measured messages: topic index, sequence, send time (ms after the first send), latency. */
+  slowest: Array<{ topic: number; seq: number; atMs: number; latencyMs: number }>;
 }
 
 interface Summary {
@@ -149,7 +152,9 @@ async function runClient(argv: string[]): Promise<void> {
   for (const t of names) await sub.subscribe(t, { qos });
 
   const seen: Array<Set<number>> = names.map(() => new Set());
+  let start = Number.POSITIVE_INFINITY;
   const latencies: number[] = [];
+  const slowest: ClientResult["slowest"] = [];
   let received = 0;
   let duplicates = 0;
   let measuredSent = 0;
@@ -171,7 +176,13 @@ async function runClient(argv: string[]): Promise<void> {
     s.add(seq);
     received++;
     if (seq >= firstMeasured[idx]) {
-      latencies.push(now - sentAt);
+      const latencyMs = now - sentAt;
+      latencies.push(latencyMs);
+      if (slowest.length < 10 || latencyMs > slowest[slowest.length - 1].latencyMs) {
+        slowest.push({ topic: idx, seq, atMs: round2(sentAt - start), latencyMs: round2(latencyMs) });
+        slowest.sort((a, b) => b.latencyMs - a.latencyMs);
+        if (slowest.length > 10) slowest.pop();
+      }
       measuredReceived++;
       if (measuredReceived === measuredSent && onAll) onAll();
     }
@@ -184,7 +195,7 @@ async function runClient(argv: string[]): Promise<void> {
   const seqs = names.map(() => 0);
   let lateSends = 0;
   let sent = 0;
-  const start = performance.now() + 20;
+  start = performance.now() + 20;
   await new Promise<void>((done) => {
     let k = 0;
     const tick = (): void => {
@@ -234,6 +245,7 @@ async function runClient(argv: string[]): Promise<void> {
     lost: measuredSent - measuredReceived,
     lateSends,
     connectMs: round2(connectMs),
+    slowest,
   };
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
   await Promise.race([Promise.allSettled([pub.end(), sub.end()]), new Promise((r) => setTimeout(r, 1000))]);
@@ -319,6 +331,7 @@ interface ModeResult {
   lost: number;
   lateSends: number;
   connectMs: number;
+  slowest?: ClientResult["slowest"];
   link?: LinkStats;
   error?: string;
 }
@@ -502,6 +515,7 @@ async function main(argv: string[]): Promise<void> {
               lost: r.lost,
               lateSends: r.lateSends,
               connectMs: r.connectMs,
+              slowest: r.slowest,
               link: stats,
             });
           } catch (e) {
@@ -598,7 +612,7 @@ async function main(argv: string[]): Promise<void> {
     targetJson = { perTopicAtMostThirdOfTcp: okTcp, perTopicBelowSingle: okSingle, ...target.ratios };
   }
 
-  const suffix = quick ? "-quick" : "";
+  const suffix = arg(argv, "--out") !== undefined ? `-${arg(argv, "--out")}` : quick ? "-quick" : "";
   let svgPath: string | undefined;
   if (target) {
     svgPath = join(RESULTS_DIR, `hol-cdf${suffix}.svg`);
