@@ -5,7 +5,7 @@
  *
  * `mqttv5 sub` and `mqttv5 pub` through our broker, in its client stream strategies (control-only,
  * the default; per-publish; per-topic), plain, with flow headers and with QUIC datagrams, at QoS 0,
- * 1 and 2 (the combinations that work today; see KNOWN_FAILING); and our client against
+ * 1 and 2 (the combinations that work today; the notes at each loop say what is left out); and our client against
  * `mqttv5 broker` (control-only delivery; see the notes on that describe).
  *
  * Certificates are verified for real: a test CA from src/tls/certgen.ts, written to PEM files, is
@@ -235,63 +235,80 @@ describe("mqttv5 clients against our broker over QUIC", () => {
     ["datagrams", ["--quic-datagrams"]],
   ];
 
-  /**
-   * Left out until fixed (see the issue 5 notes): per-publish without datagrams loses the QoS 0
-   * message (sub gets QoS 1 and 2 only); per-topic: the first `mqttv5 pub` never exits.
-   */
-  const KNOWN_FAILING = new Set([
-    "per-publish, plain",
-    "per-publish, flow headers",
-    "per-topic, plain",
-    "per-topic, flow headers",
-    "per-topic, datagrams",
-  ]);
-
   let n = 0;
-  for (const [sname, sargs] of strategies) {
+
+  /**
+   * One `mqttv5 sub` (with `subArgs`, counting `qos.length` messages) and one `mqttv5 pub` (with
+   * `pubArgs`) per QoS level; asserts every message arrives once, at its QoS.
+   */
+  async function pubSub(subArgs: string[], pubArgs: string[], qosLevels: number[]): Promise<void> {
+    const k = n++;
+    const base = `v5/${k}`;
+    try {
+      const sub = await startSub(`mqttv5-sub-${k}`, [
+        ...subArgs,
+        "--topic",
+        `${base}/#`,
+        "--qos",
+        "2",
+        "--count",
+        String(qosLevels.length),
+        "--show-properties",
+      ]);
+      for (const qos of qosLevels) {
+        const pub = run(bin, [
+          "pub",
+          ...common(),
+          ...pubArgs,
+          "--client-id",
+          `mqttv5-pub-${k}-${qos}`,
+          "--topic",
+          `${base}/q${qos}`,
+          "--qos",
+          String(qos),
+          "--message",
+          `hello qos${qos}`,
+        ]);
+        expect(await exitOf(pub), pub.out()).toBe(0);
+      }
+      expect(await exitOf(sub), sub.out()).toBe(0);
+      expect(received(sub.out()), sub.out()).toEqual(
+        qosLevels.map((qos) => ({ topic: `${base}/q${qos}`, qos, payload: `hello qos${qos}` })),
+      );
+    } finally {
+      await killAll();
+    }
+  }
+
+  // Both sides in the same strategy. Left out until fixed (issue 5 notes): a per-topic
+  // `mqttv5 sub` sends its SUBSCRIBE on a client-opened unidirectional stream, which our broker
+  // refuses (PUBLISH only on uni streams): no SUBACK, the sub waits forever. A per-publish
+  // subscriber works, but its test needs QoS 0 from a per-publish publisher (below).
+  for (const [sname, sargs] of strategies.filter(([name]) => !name.startsWith("per-"))) {
     for (const [vname, vargs] of variants) {
       if (sname.startsWith("default") && vname !== "plain") continue;
-      if (KNOWN_FAILING.has(`${sname}, ${vname}`)) continue;
       it(`${sname}, ${vname}: mqttv5 pub -> our broker -> mqttv5 sub at QoS 0, 1, 2`, async () => {
-        const k = n++;
-        const base = `v5/${k}`;
-        const quic = [...sargs, ...vargs];
-        try {
-          const sub = await startSub(`mqttv5-sub-${k}`, [
-            ...quic,
-            "--topic",
-            `${base}/#`,
-            "--qos",
-            "2",
-            "--count",
-            "3",
-            "--show-properties",
-          ]);
-          for (const qos of [0, 1, 2]) {
-            const pub = run(bin, [
-              "pub",
-              ...common(),
-              ...quic,
-              "--client-id",
-              `mqttv5-pub-${k}-${qos}`,
-              "--topic",
-              `${base}/q${qos}`,
-              "--qos",
-              String(qos),
-              "--message",
-              `hello qos${qos}`,
-            ]);
-            expect(await exitOf(pub), pub.out()).toBe(0);
-          }
-          expect(await exitOf(sub), sub.out()).toBe(0);
-          expect(received(sub.out()), sub.out()).toEqual([
-            { topic: `${base}/q0`, qos: 0, payload: "hello qos0" },
-            { topic: `${base}/q1`, qos: 1, payload: "hello qos1" },
-            { topic: `${base}/q2`, qos: 2, payload: "hello qos2" },
-          ]);
-        } finally {
-          await killAll();
-        }
+        await pubSub([...sargs, ...vargs], [...sargs, ...vargs], [0, 1, 2]);
+      });
+    }
+  }
+
+  // A per-publish subscriber (its SUBSCRIBE goes on the control stream), control-only publishers.
+  for (const [vname, vargs] of variants) {
+    it(`per-publish subscriber, ${vname}: control-only mqttv5 pub -> our broker -> mqttv5 sub at QoS 0, 1, 2`, async () => {
+      await pubSub(["--quic-stream-strategy", "per-publish", ...vargs], vargs, [0, 1, 2]);
+    });
+  }
+
+  // Publishers in the data-stream strategies, to a control-only subscriber. QoS 0 on a data
+  // stream is left out without datagrams (issue 5 notes): `mqttv5 pub` writes PUBLISH on a fresh
+  // uni stream then DISCONNECT on the control stream at once; our broker hands the DISCONNECT to
+  // the session first and drops the PUBLISH that arrived with it (lost in 15 of 16 tries).
+  for (const [sname, sargs] of strategies.filter(([name]) => name.startsWith("per-"))) {
+    for (const [vname, vargs] of variants) {
+      const levels = vname === "datagrams" ? [0, 1, 2] : [1, 2];
+      it(`${sname} publisher, ${vname}: mqttv5 pub -> our broker -> control-only mqttv5 sub at QoS ${levels.join(", ")}`, async () => {
+        await pubSub(vargs, [...sargs, ...vargs], levels);
       });
     }
   }
