@@ -8,7 +8,9 @@
  * IDs are plain numbers (the frame decoder rejects varints above 2^53-1), so all arithmetic here
  * uses `%` and `Math.floor`, never 32-bit bitwise operators.
  */
+
 import { TransportError, TransportErrorCode } from "../errors.js";
+import { FrameType } from "../frames.js";
 
 /** Which endpoint an ID or a connection belongs to. */
 export type Role = "client" | "server";
@@ -27,22 +29,8 @@ export const StreamType = {
 /** Largest cumulative stream count a MAX_STREAMS frame or parameter may carry (RFC 9000 §4.6). */
 export const MAX_STREAM_COUNT = 2 ** 60;
 
-/** Frame types (RFC 9000 §19, §12.4 Table 3) used in the `frameType` of stream-related errors. */
-export const StreamFrameType = {
-  RESET_STREAM: 0x04,
-  STOP_SENDING: 0x05,
-  CRYPTO: 0x06,
-  /** Base type; 0x08-0x0f with the OFF/LEN/FIN bits. */
-  STREAM: 0x08,
-  MAX_DATA: 0x10,
-  MAX_STREAM_DATA: 0x11,
-  MAX_STREAMS_BIDI: 0x12,
-  MAX_STREAMS_UNI: 0x13,
-  DATA_BLOCKED: 0x14,
-  STREAM_DATA_BLOCKED: 0x15,
-  STREAMS_BLOCKED_BIDI: 0x16,
-  STREAMS_BLOCKED_UNI: 0x17,
-} as const;
+/** Frame types (RFC 9000 §19) named in the `frameType` of stream-related errors: the codec's table. */
+export const StreamFrameType = FrameType;
 
 /** The stream type bits (0-3) of `id`, RFC 9000 §2.1. */
 export function streamType(id: number): number {
