@@ -193,12 +193,12 @@ export class TlsClient extends HandshakeCore {
     this.transcript = new Transcript(config.provider);
   }
 
-  /** True once the handshake is complete. */
   /** The ClientHello random (for NSS key log lines), once the handshake started. */
   get clientRandom(): Uint8Array | undefined {
     return this.clientHello?.random;
   }
 
+  /** True once the handshake is complete. */
   get handshakeComplete(): boolean {
     return this.state === "connected";
   }

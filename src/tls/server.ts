@@ -169,12 +169,12 @@ export class TlsServer extends HandshakeCore {
     this.transcript = new Transcript(config.provider);
   }
 
-  /** True once the client's Finished has been verified. */
   /** The client's ClientHello random (for NSS key log lines), once received. */
   get clientRandom(): Uint8Array | undefined {
     return this.clientHello1?.random;
   }
 
+  /** True once the client's Finished has been verified. */
   get handshakeComplete(): boolean {
     return this.state === "connected";
   }
