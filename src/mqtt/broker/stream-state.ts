@@ -12,7 +12,9 @@ import { PacketDecoder, PacketFramer } from "./framing.js";
  *   type (single-stream clients send everything here; EMQX-style clients may too).
  * - `data`: a later client-opened bidi stream. PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP,
  *   SUBSCRIBE, UNSUBSCRIBE only; acks and deliveries for what it carried go back on it.
- * - `uni`: a client-opened unidirectional stream (mqtt.ai style). PUBLISH only; acks go on control.
+ * - `uni`: a client-opened unidirectional stream (mqtt.ai style). PUBLISH, and SUBSCRIBE /
+ *   UNSUBSCRIBE (the mqttv5 CLI's per-topic strategy sends them there); every reply and every
+ *   delivery for such a subscription goes on the control stream.
  * - `datagram`: QUIC DATAGRAM frames, one QoS 0 PUBLISH each. Errors drop the datagram only.
  */
 export type StreamKind = "control" | "data" | "uni" | "datagram";
@@ -33,7 +35,7 @@ export const ALLOWED_PACKETS: Readonly<Record<StreamKind, ReadonlySet<string>>> 
     "auth",
   ]),
   data: new Set(["publish", "puback", "pubrec", "pubrel", "pubcomp", "subscribe", "unsubscribe"]),
-  uni: new Set(["publish"]),
+  uni: new Set(["publish", "subscribe", "unsubscribe"]),
   datagram: new Set(["publish"]),
 };
 

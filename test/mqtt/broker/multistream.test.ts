@@ -280,11 +280,23 @@ describe("unidirectional streams (mqtt.ai style)", () => {
     expect((await s.ctl.expect("publish")).payload.toString()).toBe("split");
   });
 
-  it("a non-PUBLISH packet on a uni stream resets it", async () => {
+  it("SUBSCRIBE on a uni stream (mqttv5 per-topic) is answered, and delivered, on the control stream", async () => {
     const { broker } = makeBroker();
     const p = await connect(broker, { clientId: "p" });
     const u = p.conn.openStream({ bidi: false });
     new PacketStream(u, 5).send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "x", qos: 0 }] });
+    const suback = await p.ctl.expect("suback");
+    expect(suback.messageId).toBe(1);
+    p.ctl.send({ cmd: "publish", topic: "x", payload: Buffer.from("hi"), qos: 0, dup: false, retain: false });
+    const msg = await p.ctl.expect("publish");
+    expect(msg.topic).toBe("x");
+  });
+
+  it("a control-class packet on a uni stream resets it", async () => {
+    const { broker } = makeBroker();
+    const p = await connect(broker, { clientId: "p" });
+    const u = p.conn.openStream({ bidi: false });
+    new PacketStream(u, 5).send({ cmd: "pingreq" });
     await new Promise((r) => u.once("close", r));
     expect(u.resetCode).toBe(ReasonCode.ProtocolError);
     p.ctl.send({ cmd: "pingreq" });
