@@ -6,7 +6,7 @@
  * These tests never skip: without the binaries they fail, saying how to install them
  * (`apt-get install mosquitto mosquitto-clients`).
  */
-import { type ChildProcess, spawn } from "node:child_process";
+
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vites
 import { type ConnectOptions, connect, MqttClient } from "../../src/mqtt/client/index.js";
 import { Broker } from "../../src/mqtt/index.js";
 import { CuttableDialer, waitFor } from "../mqtt/client/helpers.js";
+import { exitOf as exitWithin, type Proc, ProcGroup } from "./procs.js";
 
 const INSTALL_HINT =
   "install Debian's mosquitto and mosquitto-clients: apt-get update && apt-get install -y mosquitto mosquitto-clients";
@@ -48,57 +49,10 @@ async function freePort(): Promise<number> {
 
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** A spawned process with its output collected. */
-interface Proc {
-  child: ChildProcess;
-  out: () => string;
-  exited: Promise<number | null>;
-}
-
-const procs: Proc[] = [];
-
-function run(bin: string, args: string[]): Proc {
-  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  child.stdout?.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr?.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => {
-    child.on("close", (code) => resolve(code)); // after stdout/stderr are drained
-    child.on("error", (e) => {
-      out += `spawn error: ${e.message}\n`;
-      resolve(-1);
-    });
-  });
-  const p = { child, out: () => out, exited };
-  procs.push(p);
-  return p;
-}
-
-async function killAll(): Promise<void> {
-  await Promise.all(
-    procs.splice(0).map(async (p) => {
-      if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
-      await p.exited;
-    }),
-  );
-}
-
-/** Waits for a process to exit, with a timeout that reports its output. */
-async function exitOf(p: Proc, ms = 5000): Promise<number | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`process did not exit; output:\n${p.out()}`)), ms);
-  });
-  try {
-    return await Promise.race([p.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const group = new ProcGroup();
+const run = (bin: string, args: string[]): Proc => group.run(bin, args);
+const killAll = (): Promise<void> => group.killAll();
+const exitOf = (p: Proc, ms = 5000): Promise<number | null> => exitWithin(p, ms);
 
 /** The message lines (`topic payload` of `-v`) of mosquitto_sub output, without `-d` debug lines. */
 function messageLines(out: string): string[] {

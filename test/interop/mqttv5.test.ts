@@ -15,7 +15,7 @@
  * The binary comes from interop/mqttv5/build.sh (run by .ci/run). These tests never skip: without
  * it they fail, saying how to build it.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+
 import { accessSync, constants, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -27,6 +27,7 @@ import { connect, type MqttClient } from "../../src/mqtt/client/index.js";
 import { Broker } from "../../src/mqtt/index.js";
 import { generateTestCA, issueLeaf } from "../../src/tls/certgen.js";
 import { waitFor } from "../mqtt/client/helpers.js";
+import { exitOf as exitWithin, type Proc, ProcGroup } from "./procs.js";
 
 const BUILD_HINT = "build it with: bash interop/mqttv5/build.sh (cargo install of mqttv5-cli 0.29.10)";
 
@@ -60,59 +61,10 @@ async function freePort(): Promise<number> {
 
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-interface Proc {
-  child: ChildProcess;
-  out: () => string;
-  exited: Promise<number | null>;
-}
-
-const procs: Proc[] = [];
-
-function run(bin: string, args: string[]): Proc {
-  // RUST_LOG off: the tool's own log lines would mix with its message output
-  const child = spawn(bin, args, {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, RUST_LOG: "warn", NO_COLOR: "1" },
-  });
-  let out = "";
-  child.stdout?.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr?.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => {
-    child.on("close", (code) => resolve(code));
-    child.on("error", (e) => {
-      out += `spawn error: ${e.message}\n`;
-      resolve(-1);
-    });
-  });
-  const p = { child, out: () => out, exited };
-  procs.push(p);
-  return p;
-}
-
-async function killAll(): Promise<void> {
-  await Promise.all(
-    procs.splice(0).map(async (p) => {
-      if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
-      await p.exited;
-    }),
-  );
-}
-
-async function exitOf(p: Proc, ms = 8000): Promise<number | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`process did not exit; output:\n${p.out()}`)), ms);
-  });
-  try {
-    return await Promise.race([p.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const group = new ProcGroup();
+const run = (bin: string, args: string[]): Proc => group.run(bin, args, { RUST_LOG: "warn", NO_COLOR: "1" });
+const killAll = (): Promise<void> => group.killAll();
+const exitOf = (p: Proc, ms = 8000): Promise<number | null> => exitWithin(p, ms);
 
 /** `topic: T` / `  qos: N` / ... / `  payload: P` blocks of `mqttv5 sub --show-properties`. */
 function received(out: string): { topic: string; qos: number; payload: string }[] {
