@@ -73,3 +73,33 @@ export function flag(argv: string[], name: string): string | undefined {
 export function fmt(x: number | undefined, digits = 1): string {
   return x === undefined || !Number.isFinite(x) ? "-" : x.toFixed(digits);
 }
+
+/** One target of issue 6, held against a measured value (for the summary in bench/RESULTS.md). */
+export interface TargetResult {
+  /** The target as the issue states it, e.g. "p99 per-topic ≤ 1/3 of MQTT over TCP (2 % loss, 50 ms)". */
+  target: string;
+  /** What was measured, in words and numbers, e.g. "0.71 (111 ms vs 157 ms)". */
+  measured: string;
+  met: boolean;
+}
+
+/** A markdown table: the first `leftColumns` columns left-aligned, the others right-aligned. */
+export function mdTable(header: string[], rows: string[][], leftColumns = 1): string {
+  const align = header.map((_, i) => (i < leftColumns ? ":--" : "--:"));
+  const line = (cells: string[]): string => `| ${cells.map((c) => c.replace(/\|/g, "\\|")).join(" | ")} |`;
+  return [line(header), `| ${align.join(" | ")} |`, ...rows.map(line)].join("\n");
+}
+
+/**
+ * Writes `bench/results/<name>.md`, this benchmark's section of bench/RESULTS.md, and
+ * `bench/results/<name>.targets.json` with its targets. `md` starts with a `### ` heading and
+ * holds the command that produced it, the tables and links to plots relative to bench/
+ * (`![latency CDF](results/hol-cdf.svg)`). `npm run bench` (bench/run.ts) assembles the sections.
+ */
+export function writeMarkdown(name: string, md: string, targets: TargetResult[] = []): string {
+  const out = join(RESULTS_DIR, `${name}.md`);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${md.trimEnd()}\n`);
+  writeFileSync(join(RESULTS_DIR, `${name}.targets.json`), `${JSON.stringify(targets, null, 2)}\n`);
+  return out;
+}
