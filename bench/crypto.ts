@@ -5,16 +5,14 @@
  *   npx tsx bench/crypto.ts           full run (~35 s)
  *   npx tsx bench/crypto.ts --quick   CI smoke run (~4 s including startup; numbers are rough)
  *
- * Prints a table on stdout, progress on stderr, and writes bench/results/crypto.json.
+ * Prints a table on stdout, progress on stderr, and writes bench/results/crypto.json and its
+ * bench/RESULTS.md section bench/results/crypto.md (quick runs: crypto-quick.json/.md, so a smoke
+ * run never overwrites a full result).
  * Each measurement warms up, then runs for a fixed time split into slices and reports the
  * median slice rate, which tolerates a busy machine better than one long average.
  */
 
 import { generateKeyPairSync } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { nobleProvider } from "../src/crypto/noble.js";
 import { nodeProvider } from "../src/crypto/node.js";
@@ -27,6 +25,7 @@ import {
   type PrimitiveGroup,
 } from "../src/crypto/select.js";
 import { hkdfExpandLabel } from "../src/tls/hkdf.js";
+import { machine, mdTable, progress, progressDone, table, writeMarkdown, writeResult } from "./lib/report.js";
 
 const quick = process.argv.includes("--quick");
 const WARMUP_MS = quick ? 10 : 150;
@@ -264,18 +263,6 @@ function fmtOps(x: number): string {
   return x.toFixed(1);
 }
 
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]): string =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
-  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
-}
-
-function progress(msg: string): void {
-  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${msg}`);
-  else process.stderr.write(`${msg}\n`);
-}
-
 function main(): void {
   const started = performance.now();
   progress("generating an RSA-2048 key...");
@@ -314,7 +301,7 @@ function main(): void {
   }
   const choices: CryptoChoiceRow[] = describeCryptoChoice();
   const chosen = new Map(choices.map((r) => [r.primitive, r.chosen]));
-  if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
+  progressDone();
 
   const rows = results.map(({ case: c, noble, node }) => [
     c.name,
@@ -325,35 +312,30 @@ function main(): void {
     `${(node.opsPerSec / noble.opsPerSec).toFixed(1)}x`,
     chosen.get(c.group) ?? "-",
   ]);
-  const cpu = cpus()[0]?.model ?? "unknown CPU";
+  const m = machine();
   console.log(
-    `crypto providers, ${quick ? "QUICK (rough) " : ""}run on ${cpu} (${cpus().length} cores), node ${process.version}\n`,
+    `crypto providers, ${quick ? "QUICK (rough) " : ""}run on ${m.cpu} (${m.cores} cores), node ${m.node}\n`,
   );
-  console.log(
-    table(["primitive", "noble ops/s", "node ops/s", "noble MB/s", "node MB/s", "node/noble", "auto"], rows),
-  );
+  const header = ["primitive", "noble ops/s", "node ops/s", "noble MB/s", "node MB/s", "node/noble", "auto"];
+  console.log(table(header, rows));
   console.log("\nauto's choices (measured lazily in a few ms per group, on first use):\n");
-  console.log(
-    table(
-      ["group", "chosen", "noble ops/s", "node ops/s"],
-      choices.map((r) => [
-        r.primitive,
-        r.chosen ?? "-",
-        r.nobleOpsPerSec === null ? "-" : fmtOps(r.nobleOpsPerSec),
-        r.nodeOpsPerSec === null ? "-" : fmtOps(r.nodeOpsPerSec),
-      ]),
-    ),
-  );
+  const choiceHeader = ["group", "chosen", "noble ops/s", "node ops/s"];
+  const choiceRows = choices.map((r) => [
+    r.primitive,
+    r.chosen ?? "-",
+    r.nobleOpsPerSec === null ? "-" : fmtOps(r.nobleOpsPerSec),
+    r.nodeOpsPerSec === null ? "-" : fmtOps(r.nodeOpsPerSec),
+  ]);
+  console.log(table(choiceHeader, choiceRows));
 
-  const out = join(dirname(fileURLToPath(import.meta.url)), "results", "crypto.json");
-  mkdirSync(dirname(out), { recursive: true });
+  const name = quick ? "crypto-quick" : "crypto";
   const json = {
     date: new Date().toISOString(),
     quick,
-    node: process.version,
-    platform: `${process.platform}-${process.arch}`,
-    cpu,
-    cores: cpus().length,
+    node: m.node,
+    platform: m.platform,
+    cpu: m.cpu,
+    cores: m.cores,
     packetBytes: PACKET,
     results: results.map(({ case: c, noble, node }) => ({
       primitive: c.name,
@@ -365,8 +347,21 @@ function main(): void {
     })),
     auto: choices,
   };
-  writeFileSync(out, `${JSON.stringify(json, null, 2)}\n`);
-  console.log(`\nwrote ${out} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+  const out = writeResult(`${name}.json`, json);
+  const md = [
+    `### Crypto providers${quick ? " (quick smoke run, rough numbers)" : ""}`,
+    "",
+    `\`npm run bench:crypto${quick ? " -- --quick" : ""}\` — noble (pure TypeScript) against node (OpenSSL) for every primitive the QUIC and TLS stacks use per packet or per handshake; ${WARMUP_MS} ms warm-up, then the median of ${SLICES} slices over ${RUN_MS} ms. Raw data: \`bench/results/${name}.json\`.`,
+    "",
+    mdTable(header, rows),
+    "",
+    "What `auto` (the default provider) chose, measured lazily in a few ms per group on first use:",
+    "",
+    mdTable(choiceHeader, choiceRows),
+  ].join("\n");
+  // Issue 6 sets no target for the crypto primitives; this section is context for the goodput ceiling.
+  const mdOut = writeMarkdown(name, md, []);
+  console.log(`\nwrote ${out} and ${mdOut} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
 }
 
 main();
