@@ -53,6 +53,8 @@ export interface BrokerCliOptions {
   quicPort: number;
   /** TCP port for plain MQTT (0: any free port; undefined: no TCP listener). */
   tcpPort: number | undefined;
+  /** TCP port for MQTT over TLS (0: any free port; undefined, the default: no TLS listener). */
+  tlsPort?: number;
   host: string;
   /** Certificate chain and key files (PEM); both or neither. */
   cert?: string;
@@ -72,6 +74,9 @@ export function parseBrokerArgs(argv: string[]): BrokerCliOptions {
         break;
       case "--tcp-port":
         opts.tcpPort = parsePort(a, takeValue(argv, i++, a));
+        break;
+      case "--tls-port":
+        opts.tlsPort = parsePort(a, takeValue(argv, i++, a));
         break;
       case "--no-tcp":
         opts.tcpPort = undefined;
@@ -106,6 +111,8 @@ export interface RunningBroker {
   broker: Broker;
   quicPort: number;
   tcpPort: number | undefined;
+  /** The MQTT-over-TLS port, when `--tls-port` was given. */
+  tlsPort: number | undefined;
   /** The generated CA file clients should trust (when no --cert was given). */
   caFile: string | undefined;
   close(): Promise<void>;
@@ -143,11 +150,16 @@ export async function startBrokerCli(opts: BrokerCliOptions, io: CliIo = console
   const broker = new Broker();
   let quicPort: number;
   let tcpPort: number | undefined;
+  let tlsPort: number | undefined;
   try {
     quicPort = (await broker.listenQuic({ port: opts.quicPort, host: opts.host, cert: certPem, key: keyPem }))
       .port;
     if (opts.tcpPort !== undefined) {
       tcpPort = (await broker.listenTcp({ port: opts.tcpPort, host: opts.host })).port;
+    }
+    if (opts.tlsPort !== undefined) {
+      tlsPort = (await broker.listenTls({ port: opts.tlsPort, host: opts.host, cert: certPem, key: keyPem }))
+        .port;
     }
   } catch (e) {
     await broker.close().catch(() => {});
@@ -156,7 +168,8 @@ export async function startBrokerCli(opts: BrokerCliOptions, io: CliIo = console
   const h = hostForUrl(opts.host);
   io.out(`listening on mqtt+quic://${h}:${quicPort} (UDP ${opts.host})`);
   if (tcpPort !== undefined) io.out(`listening on mqtt://${h}:${tcpPort} (TCP ${opts.host})`);
-  return { broker, quicPort, tcpPort, caFile, close: () => broker.close() };
+  if (tlsPort !== undefined) io.out(`listening on mqtts://${h}:${tlsPort} (TLS over TCP ${opts.host})`);
+  return { broker, quicPort, tcpPort, tlsPort, caFile, close: () => broker.close() };
 }
 
 /** `mquictt broker`: runs until SIGINT/SIGTERM (or `stop` resolves), then closes cleanly. */

@@ -13,3 +13,4 @@ export {
   QuicStream,
   StreamResetError,
 } from "./quic.js";
+export { MQTT_TLS_PORT, TlsListenError, type TlsListener, type TlsListenOptions } from "./tls.js";

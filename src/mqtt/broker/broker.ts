@@ -42,6 +42,7 @@ import { listenQuic, type MqttQuicListenOptions } from "../../net/mqtt-quic.js";
 import type { QuicEndpoint } from "../../net/quic.js";
 import { systemScheduler } from "../../net/scheduler.js";
 import { listenTcp, type TcpListener, type TcpListenOptions } from "../../net/tcp.js";
+import { listenTls, type TlsListenOptions } from "../../net/tls.js";
 import { type MqttError, ReasonCode } from "../errors.js";
 import { isValidTopicName } from "../topic.js";
 import type { MqttTransport } from "../transport.js";
@@ -249,6 +250,17 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   async listenTcp(opts: TcpListenOptions = {}): Promise<{ address: string; port: number }> {
     await this.start();
     const listener = await listenTcp(opts, (t) => this.handle(t));
+    this.tcpListeners.push(listener);
+    return listener.address();
+  }
+
+  /**
+   * Listens for MQTT over TLS over TCP (`mqtts://`, port 8883 by default; `cert`/`key`
+   * required; node:tls, TLS 1.2 and 1.3). Resolves with the bound address.
+   */
+  async listenTls(opts: TlsListenOptions): Promise<{ address: string; port: number }> {
+    await this.start();
+    const listener = await listenTls(opts, (t) => this.handle(t));
     this.tcpListeners.push(listener);
     return listener.address();
   }
