@@ -8,12 +8,13 @@
  * --quick   shorter runs (CI); the tolerances scale with the sample sizes
  * --require fail (exit 1) instead of falling back to loopback when namespaces are unavailable
  *
- * Writes bench/results/netem-selftest.json.
+ * Writes bench/results/netem-selftest.json and its bench/RESULTS.md section netem.md
+ * (netem-selftest-quick.json / netem-quick.md for --quick, so a smoke run never overwrites a full one).
  */
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { mdTable, writeMarkdown, writeResult } from "../lib/report.js";
 import { EmulatedLink, ensureBuilt, type LinkParams, type NetLink } from "./link.js";
 
 const argv = process.argv.slice(2);
@@ -460,22 +461,17 @@ async function runLoopback(link: NetLink): Promise<void> {
   );
 }
 
+const HEADER = ["check", "configured", "measured", "accept", "result"];
+const cellsOf = (r: Row): string[] => [
+  r.check,
+  r.configured,
+  r.measured,
+  r.accept,
+  r.ok === undefined ? "info" : r.ok ? "ok" : "FAIL",
+];
+
 function printTable(title: string): void {
-  const header: Row = {
-    check: "check",
-    configured: "configured",
-    measured: "measured",
-    accept: "accept",
-    ok: undefined,
-  };
-  const cells = (r: Row, h = false) => [
-    r.check,
-    r.configured,
-    r.measured,
-    r.accept,
-    h ? "result" : r.ok === undefined ? "info" : r.ok ? "ok" : "FAIL",
-  ];
-  const all = [cells(header, true), ...rows.map((r) => cells(r))];
+  const all = [HEADER, ...rows.map(cellsOf)];
   const widths = all[0].map((_, i) => Math.max(...all.map((c) => c[i].length)));
   console.log(`\n${title}`);
   for (const [i, c] of all.entries()) {
@@ -506,12 +502,29 @@ async function main(): Promise<number> {
       ? `\nall ${rows.length} checks passed in ${((Date.now() - t0) / 1000).toFixed(1)} s`
       : `\n${failed.length} of ${rows.length} checks FAILED: ${failed.map((r) => r.check).join(", ")}`,
   );
-  const dir = join(import.meta.dirname, "..", "results");
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(
-    join(dir, "netem-selftest.json"),
-    `${JSON.stringify({ date: new Date().toISOString(), quick, emulated: link.emulated, title, rows }, null, 2)}\n`,
-  );
+  const verdict =
+    failed.length === 0
+      ? `All ${rows.length} checks passed.`
+      : `${failed.length} of ${rows.length} checks FAILED: ${failed.map((r) => r.check).join(", ")}.`;
+  const json = writeResult(quick ? "netem-selftest-quick.json" : "netem-selftest.json", {
+    date: new Date().toISOString(),
+    quick,
+    emulated: link.emulated,
+    title,
+    rows,
+  });
+  const md = [
+    `### Emulated link self-test${quick ? " (quick smoke run)" : ""}`,
+    "",
+    `\`npm run bench:netem-selftest${quick ? " -- --quick" : ""}\` — the packet-level link every lossy benchmark runs on (bench/netem: two network namespaces joined by a TUN forwarder that delays, drops, reorders and rate-limits every IP packet, TCP and UDP alike), configured and then measured with real traffic. ${title.replace(/^netem selftest( \(quick\))?: /, "")}. Raw data: \`bench/results/${quick ? "netem-selftest-quick" : "netem-selftest"}.json\`.`,
+    "",
+    mdTable(HEADER, rows.map(cellsOf), HEADER.length),
+    "",
+    verdict,
+  ].join("\n");
+  // No issue 6 target: the self-test vouches for the link the targets are measured on.
+  const mdOut = writeMarkdown(quick ? "netem-quick" : "netem", md, []);
+  console.log(`wrote ${json} and ${mdOut}`);
   return failed.length === 0 ? 0 : 1;
 }
 
