@@ -516,7 +516,7 @@ async function main(): Promise<number> {
   const md = [
     `### Emulated link self-test${quick ? " (quick smoke run)" : ""}`,
     "",
-    `\`npm run bench:netem-selftest${quick ? " -- --quick" : ""}\` — the packet-level link every lossy benchmark runs on (bench/netem: two network namespaces joined by a TUN forwarder that delays, drops, reorders and rate-limits every IP packet, TCP and UDP alike), configured and then measured with real traffic. ${title.replace(/^netem selftest( \(quick\))?: /, "")}. Raw data: \`bench/results/${quick ? "netem-selftest-quick" : "netem-selftest"}.json\`.`,
+    `\`npm run bench:netem-selftest${quick ? " -- --quick" : ""}\` — the packet-level link every lossy benchmark runs on (bench/netem: two network namespaces joined by a TUN forwarder that delays, drops, reorders and rate-limits every IP packet, TCP and UDP alike), configured and then measured with real traffic. Link: ${title.replace(/^netem selftest( \(quick\))?: /, "")}. Raw data: \`bench/results/${quick ? "netem-selftest-quick" : "netem-selftest"}.json\`.`,
     "",
     mdTable(HEADER, rows.map(cellsOf), HEADER.length),
     "",
