@@ -9,16 +9,20 @@
  *                                    Finished @handshake, handshake_complete
  * receive(application, NST)       -> session_ticket
  * ```
+ * Given `sessionTicket`, the ClientHello also offers that ticket for resumption (RFC 8446 §2.2,
+ * psk_dhe_ke only, so every resumed session still has forward secrecy). When the server selects
+ * it, the Certificate and CertificateVerify messages are skipped; `resumed` tells which happened.
  * After each `start`/`receive`, drain `pollOutput()` and `pollEvent()`. Every failure is thrown
  * as a `TlsAlert` (QUIC: CRYPTO_ERROR 0x100 + alert) and latched.
  */
-import type {
-  CryptoProvider,
-  KeyShare,
-  NamedGroup,
-  PublicKey,
-  Rng,
-  SignatureScheme,
+import {
+  type CryptoProvider,
+  hashLength,
+  type KeyShare,
+  type NamedGroup,
+  type PublicKey,
+  type Rng,
+  type SignatureScheme,
 } from "../crypto/provider.js";
 import { bytesEqual } from "../util/bytes.js";
 import {
@@ -34,6 +38,7 @@ import {
   type EncryptionLevel,
   HandshakeCore,
   type PeerVerifier,
+  type SessionTicket,
   schemeMatchesKey,
 } from "./handshake-common.js";
 import {
@@ -57,6 +62,7 @@ import {
   type NewSessionTicket,
   type RawHandshakeMessage,
   type ServerHello,
+  serializeHandshake,
 } from "./messages.js";
 import {
   CIPHER_SUITES,
@@ -132,7 +138,21 @@ export interface TlsClientConfig {
   readonly quic?: boolean;
   /** Largest handshake message accepted (default 64 KiB). */
   readonly maxHandshakeMessageBytes?: number;
+  /**
+   * A ticket from an earlier session with this server, offered for resumption (RFC 8446 §4.6.1).
+   * It is not offered when it has expired, was issued for another server name, or its suite's
+   * hash matches none of our suites; the handshake is then a full one.
+   */
+  readonly sessionTicket?: SessionTicket;
   readonly testing?: ClientTestingHooks;
+}
+
+/** A ticket the ClientHello offers, with what the binder and the key schedule need. */
+interface PskOffer {
+  readonly ticket: SessionTicket;
+  readonly hash: CipherSuite["hash"];
+  /** binder_key, from the Early Secret of the ticket's PSK (RFC 8446 §7.1). */
+  readonly binderKey: Uint8Array;
 }
 
 type ClientState =
@@ -173,6 +193,8 @@ export class TlsClient extends HandshakeCore {
   private peerChain: Uint8Array[] = [];
   private peerKey: PublicKey | undefined;
   private certificateRequestContext: Uint8Array | undefined;
+  private pskOffer: PskOffer | undefined;
+  private resumedSession = false;
 
   constructor(config: TlsClientConfig) {
     super(config.maxHandshakeMessageBytes ?? DEFAULT_MAX_HANDSHAKE_MESSAGE);
@@ -213,6 +235,11 @@ export class TlsClient extends HandshakeCore {
     return this.alpn;
   }
 
+  /** True when the server accepted our ticket: a resumed session (known once the ServerHello is in). */
+  get resumed(): boolean {
+    return this.resumedSession;
+  }
+
   /** Sends the first ClientHello at the initial level. */
   start(now: number): void {
     if (this.state !== "start") throw new Error("TlsClient.start() called twice");
@@ -221,7 +248,9 @@ export class TlsClient extends HandshakeCore {
       for (const g of shareGroups) this.keyShares.set(NamedGroupCode[g], this.makeKeyShare(g));
       const random = this.config.testing?.random ?? this.config.rng.fill(new Uint8Array(32));
       if (random.length !== 32) throw new RangeError("ClientHello random must be 32 bytes");
+      this.pskOffer = this.resumptionOffer(now);
       let extensions = this.defaultExtensions();
+      if (this.pskOffer) extensions.push(this.pskExtension(this.pskOffer, now));
       if (this.config.testing?.clientHelloExtensions)
         extensions = this.config.testing.clientHelloExtensions(extensions, 1);
       this.clientHello = {
@@ -233,7 +262,7 @@ export class TlsClient extends HandshakeCore {
         legacyCompressionMethods: new Uint8Array([0]),
         extensions,
       };
-      this.transcript.update(this.send("initial", this.clientHello));
+      this.sendClientHello();
       this.state = "wait_server_hello";
     });
   }
@@ -250,6 +279,65 @@ export class TlsClient extends HandshakeCore {
       type: "key_share",
       shares: [...this.keyShares].map(([group, ks]) => ({ group, keyExchange: ks.publicKey })),
     };
+  }
+
+  /** The ticket to offer, if `sessionTicket` is usable with this configuration now. */
+  private resumptionOffer(now: number): PskOffer | undefined {
+    const t = this.config.sessionTicket;
+    if (!t) return undefined;
+    const age = now - t.receivedAt;
+    if (age < 0 || age >= t.lifetime * 1000) return undefined; // RFC 8446 §4.6.1
+    // RFC 8446 §4.6.1: resume only with the SNI the ticket was issued under.
+    if (t.serverName !== this.config.serverName) return undefined;
+    const hash = CIPHER_SUITES[t.suite]?.hash;
+    // RFC 8446 §4.2.11: the PSK is only usable with a suite of the same hash.
+    if (!hash || !this.suites.some((s) => s.hash === hash)) return undefined;
+    const binderKey = new KeySchedule(this.provider, hash, t.psk).binderKey(true);
+    return { ticket: t, hash, binderKey };
+  }
+
+  /** pre_shared_key with one identity and a placeholder binder, filled in by `sendClientHello`. */
+  private pskExtension(offer: PskOffer, now: number): Extension {
+    // RFC 8446 §4.2.11.1: the age in milliseconds plus ticket_age_add, modulo 2^32.
+    const obfuscatedTicketAge = (Math.floor(now - offer.ticket.receivedAt) + offer.ticket.ageAdd) >>> 0;
+    return {
+      type: "pre_shared_key",
+      identities: [{ identity: offer.ticket.ticket, obfuscatedTicketAge }],
+      binders: [new Uint8Array(hashLength(offer.hash))],
+    };
+  }
+
+  /**
+   * Serializes the current ClientHello, fills in the PSK binder when one is offered (RFC 8446
+   * §4.2.11.2: an HMAC, like Finished, under binder_key over the transcript up to the truncated
+   * ClientHello, i.e. without its binders list), sends it and adds it to the transcript.
+   */
+  private sendClientHello(): void {
+    const ch = this.clientHello as ClientHello;
+    const bytes = serializeHandshake(ch);
+    const psk = findExtension(ch.extensions, "pre_shared_key");
+    if (psk && this.pskOffer && psk.identities[0]?.identity === this.pskOffer.ticket.ticket) {
+      const binderLen = hashLength(this.pskOffer.hash);
+      const truncated = bytes.subarray(
+        0,
+        bytes.length - 2 - psk.binders.reduce((n, b) => n + 1 + b.length, 0),
+      );
+      const binder = finishedVerifyData(
+        this.provider,
+        this.pskOffer.hash,
+        this.pskOffer.binderKey,
+        this.transcript.digestWith(truncated, this.transcript.hash ?? this.pskOffer.hash),
+      );
+      // The offered binder is the last field of the message (pre_shared_key comes last).
+      bytes.set(binder, bytes.length - binderLen);
+      const binders = [binder, ...psk.binders.slice(1)];
+      this.clientHello = {
+        ...ch,
+        extensions: ch.extensions.map((e) => (e.type === "pre_shared_key" ? { ...e, binders } : e)),
+      };
+    }
+    this.sendRaw("initial", bytes);
+    this.transcript.update(bytes);
   }
 
   private defaultExtensions(): Extension[] {
@@ -423,14 +511,17 @@ export class TlsClient extends HandshakeCore {
     for (const e of ch1.extensions) {
       if (e.type === "early_data" || e.type === "cookie") continue;
       if (e.type === "key_share" && ks) extensions.push(this.keyShareExtension());
-      else if (e.type === "pre_shared_key")
-        continue; // resumption is not offered yet
-      else extensions.push(e);
+      else if (e.type !== "pre_shared_key") extensions.push(e);
     }
     if (cookie) extensions.push(cookie);
+    // RFC 8446 §4.1.4: keep offering the ticket only if its hash fits the suite the server chose;
+    // pre_shared_key stays the last extension, its binder now covers ClientHello1 and the HRR.
+    if (this.pskOffer && this.pskOffer.hash !== suite.hash) this.pskOffer = undefined;
+    if (this.pskOffer && this.offered(ExtensionType.pre_shared_key))
+      extensions.push(this.pskExtension(this.pskOffer, this.now));
     const hook = this.config.testing?.clientHelloExtensions;
     this.clientHello = { ...ch1, extensions: hook ? hook(extensions, 2) : extensions };
-    this.transcript.update(this.send("initial", this.clientHello));
+    this.sendClientHello();
   }
 
   private onServerHello(msg: ServerHello, raw: RawHandshakeMessage): void {
@@ -444,12 +535,30 @@ export class TlsClient extends HandshakeCore {
       );
     }
     this.checkSolicited(msg.extensions, "ServerHello");
-    if (findExtension(msg.extensions, "pre_shared_key_selected")) {
-      throw alert("illegal_parameter", "ServerHello selects a PSK we did not offer");
+    const selected = findExtension(msg.extensions, "pre_shared_key_selected");
+    let psk: Uint8Array | undefined;
+    if (selected) {
+      const offer = this.pskOffer;
+      const offeredIds = findExtension((this.clientHello as ClientHello).extensions, "pre_shared_key");
+      if (!offeredIds || selected.selectedIdentity >= offeredIds.identities.length) {
+        throw alert(
+          "illegal_parameter",
+          `ServerHello selects PSK identity ${selected.selectedIdentity}, which we did not offer (RFC 8446 §4.2.11)`,
+        );
+      }
+      if (!offer || suite.hash !== offer.hash) {
+        throw alert(
+          "illegal_parameter",
+          "ServerHello selects a PSK with a cipher suite of another hash (RFC 8446 §4.2.11)",
+        );
+      }
+      psk = offer.ticket.psk;
     }
     const ks = findExtension(msg.extensions, "key_share_server");
-    if (!ks)
-      throw alert("missing_extension", "ServerHello has no key_share and no PSK was offered (RFC 8446 §9.2)");
+    if (!ks) {
+      // We offer psk_dhe_ke only, so a key share is required either way (RFC 8446 §4.2.9).
+      throw alert("missing_extension", "ServerHello has no key_share (RFC 8446 §9.2)");
+    }
     const share = this.keyShares.get(ks.share.group);
     if (!share) {
       throw alert(
@@ -461,8 +570,9 @@ export class TlsClient extends HandshakeCore {
     this.suite = suite;
     this.transcript.setHash(suite.hash);
     this.transcript.update(raw.raw);
-    const schedule = new KeySchedule(this.provider, suite.hash);
+    const schedule = new KeySchedule(this.provider, suite.hash, psk);
     this.schedule = schedule;
+    this.resumedSession = psk !== undefined;
     schedule.deriveHandshakeSecret(ecdhe);
     const helloHash = this.transcript.digest();
     this.clientHandshakeSecret = schedule.clientHandshakeTrafficSecret(helloHash);
@@ -518,7 +628,8 @@ export class TlsClient extends HandshakeCore {
     }
     if (this.alpn !== undefined) this.emit({ type: "alpn", protocol: this.alpn });
     this.transcript.update(raw.raw);
-    this.state = "wait_certificate_or_request";
+    // RFC 8446 §2.2: a resumed session is authenticated by the PSK; no Certificate follows.
+    this.state = this.resumedSession ? "wait_finished" : "wait_certificate_or_request";
   }
 
   private onCertificateRequest(msg: CertificateRequest, raw: RawHandshakeMessage): void {
@@ -643,6 +754,7 @@ export class TlsClient extends HandshakeCore {
       alpn: this.alpn,
       serverName: this.config.serverName,
       peerCertificates: this.peerChain,
+      resumed: this.resumedSession,
     });
   }
 

@@ -88,8 +88,13 @@ export type TlsEvent =
       readonly suite: CipherSuite;
       readonly alpn: string | undefined;
       readonly serverName: string | undefined;
-      /** The peer's chain as received (leaf first); empty for a server that got no client certificate. */
+      /**
+       * The peer's chain as received (leaf first); empty for a server that got no client
+       * certificate, and on a resumed session (authenticated by the ticket's PSK).
+       */
       readonly peerCertificates: readonly Uint8Array[];
+      /** True when the session was resumed from a ticket (RFC 8446 §2.2). */
+      readonly resumed: boolean;
     }
   /** Client: the server issued a ticket; keep it to resume later. */
   | { readonly type: "session_ticket"; readonly ticket: SessionTicket }

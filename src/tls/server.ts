@@ -9,11 +9,14 @@
  * receive(handshake, Finished)  -> secret(application, read), handshake_complete,
  *                                  NewSessionTicket @application, ticket_issued
  * ```
+ * A ClientHello that offers one of our tickets (pre_shared_key, psk_dhe_ke) with a valid binder
+ * resumes that session (RFC 8446 §2.2): the ServerHello selects the PSK, and Certificate and
+ * CertificateVerify are left out.
  * After each `receive`, drain `pollOutput()` and `pollEvent()`. Every failure is thrown as a
  * `TlsAlert` (QUIC: CRYPTO_ERROR 0x100 + alert) and latched.
  */
 import type { CryptoProvider, NamedGroup, PrivateKey, Rng, SignatureScheme } from "../crypto/provider.js";
-import { bytesEqual } from "../util/bytes.js";
+import { bytesEqual, constantTimeEqual } from "../util/bytes.js";
 import { DEFAULT_CIPHER_SUITES, DEFAULT_GROUPS } from "./client.js";
 import { type Extension, findExtension, type KeyShareEntry } from "./extensions.js";
 import {
@@ -44,9 +47,10 @@ import {
   type CipherSuiteName,
   NamedGroupCode,
   ProtocolVersion,
+  PskKeyExchangeMode,
   SignatureSchemeCode,
 } from "./suites.js";
-import { TicketKeys } from "./ticket.js";
+import { TicketKeys, type TicketState } from "./ticket.js";
 
 /** Signature schemes a server signs CertificateVerify with, in preference order. */
 export const DEFAULT_SERVER_SIGNATURE_SCHEMES: readonly SignatureScheme[] = [
@@ -112,7 +116,15 @@ interface Negotiated {
   readonly alpn: string | undefined;
   readonly transportParameters: Uint8Array | undefined;
   readonly serverName: string | undefined;
+  /** The offered ticket we resume, when there is one (RFC 8446 §4.2.11). */
+  readonly psk?: { readonly identity: number; readonly state: TicketState };
 }
+
+/** Hash of each cipher suite, by code point. */
+const CIPHER_SUITE_HASH = new Map(Object.values(CIPHER_SUITES).map((s) => [s.code, s.hash]));
+
+/** At most this many offered identities are tried (each costs an AEAD open). */
+const MAX_PSK_IDENTITIES_TRIED = 4;
 
 /**
  * A TLS 1.3 server for QUIC. Feed CRYPTO data with `receive()`; after each call drain
@@ -324,8 +336,51 @@ export class TlsServer extends HandshakeCore {
     return { suite, scheme, group, clientShare, alpn, transportParameters: tp?.data, serverName };
   }
 
+  /**
+   * The first offered ticket we can resume (RFC 8446 §4.2.11): ours, unexpired, issued under the
+   * same server name, for a suite with the hash we negotiated, offered with psk_dhe_ke. Its
+   * binder must verify or the handshake ends with decrypt_error. Tickets we cannot use are
+   * skipped silently; the handshake is then a full one. Call before `raw` joins the transcript.
+   */
+  private selectPsk(ch: ClientHello, raw: RawHandshakeMessage, n: Negotiated): Negotiated {
+    const offer = findExtension(ch.extensions, "pre_shared_key");
+    if (!offer || !this.ticketKeys) return n;
+    if (offer.identities.length !== offer.binders.length) {
+      throw alert("illegal_parameter", "pre_shared_key has as many binders as identities (RFC 8446 §4.2.11)");
+    }
+    const modes = findExtension(ch.extensions, "psk_key_exchange_modes")?.modes ?? [];
+    if (!modes.includes(PskKeyExchangeMode.psk_dhe_ke)) return n; // we never resume without (EC)DHE
+    const count = Math.min(offer.identities.length, MAX_PSK_IDENTITIES_TRIED);
+    for (let i = 0; i < count; i++) {
+      const state = this.ticketKeys.open(offer.identities[i].identity);
+      if (!state) continue;
+      const age = this.now - state.issuedAt;
+      if (age < 0 || age >= state.lifetime * 1000) continue;
+      if (state.serverName !== n.serverName) continue;
+      if (CIPHER_SUITE_HASH.get(state.suite) !== n.suite.hash) continue;
+      const hash = n.suite.hash;
+      // RFC 8446 §4.2.11.2: the binder covers the transcript up to the ClientHello without its
+      // binders list (the last field of the message).
+      const bindersLength = offer.binders.reduce((len, b) => len + 1 + b.length, 2);
+      const truncated = raw.raw.subarray(0, raw.raw.length - bindersLength);
+      const binderKey = new KeySchedule(this.provider, hash, state.psk).binderKey(true);
+      const expected = finishedVerifyData(
+        this.provider,
+        hash,
+        binderKey,
+        this.transcript.digestWith(truncated, hash),
+      );
+      if (!constantTimeEqual(expected, offer.binders[i])) {
+        throw alert("decrypt_error", "the PSK binder does not verify (RFC 8446 §4.2.11)");
+      }
+      return { ...n, psk: { identity: i, state } };
+    }
+    return n;
+  }
+
   private onClientHello(ch: ClientHello, raw: RawHandshakeMessage): void {
-    const n = this.negotiate(ch);
+    let n = this.negotiate(ch);
+    if (n.clientShare) n = this.selectPsk(ch, raw, n);
     this.clientHello1 = ch;
     this.transcript.setHash(n.suite.hash);
     this.transcript.update(raw.raw);
@@ -397,8 +452,9 @@ export class TlsServer extends HandshakeCore {
         "the second ClientHello negotiates differently from the first (RFC 8446 §4.1.4)",
       );
     }
+    const withPsk = this.selectPsk(ch, raw, n);
     this.transcript.update(raw.raw);
-    this.respond(ch, n);
+    this.respond(ch, withPsk);
   }
 
   /** ServerHello, then the whole server flight (RFC 8446 §2). */
@@ -416,11 +472,12 @@ export class TlsServer extends HandshakeCore {
       legacyCompressionMethod: 0,
       extensions: [
         { type: "key_share_server", share: { group: NamedGroupCode[n.group], keyExchange: share.publicKey } },
+        ...(n.psk ? [{ type: "pre_shared_key_selected", selectedIdentity: n.psk.identity } as const] : []),
         { type: "selected_version", version: ProtocolVersion.TLS_1_3 },
       ],
     });
     this.transcript.update(sh);
-    const schedule = new KeySchedule(this.provider, suite.hash);
+    const schedule = new KeySchedule(this.provider, suite.hash, n.psk?.state.psk);
     this.schedule = schedule;
     schedule.deriveHandshakeSecret(ecdhe);
     const helloHash = this.transcript.digest();
@@ -448,22 +505,8 @@ export class TlsServer extends HandshakeCore {
       ee.push({ type: "quic_transport_parameters", data: this.config.transportParameters as Uint8Array });
     }
     this.transcript.update(this.send("handshake", { type: "encrypted_extensions", extensions: ee }));
-    this.transcript.update(
-      this.send("handshake", {
-        type: "certificate",
-        requestContext: new Uint8Array(0),
-        entries: this.config.certificateChain.map((data) => ({ data, extensions: [] })),
-      }),
-    );
-    const input = certificateVerifyInput("server", this.transcript.digest());
-    const signature = this.provider.sign(n.scheme, this.config.privateKey, input, this.config.rng);
-    this.transcript.update(
-      this.send("handshake", {
-        type: "certificate_verify",
-        algorithm: SignatureSchemeCode[n.scheme],
-        signature,
-      }),
-    );
+    // RFC 8446 §2.2: a resumed session is authenticated by the PSK, with no Certificate.
+    if (!n.psk) this.sendCertificateAndVerify(n);
     const verifyData = finishedVerifyData(
       this.provider,
       suite.hash,
@@ -482,6 +525,25 @@ export class TlsServer extends HandshakeCore {
     if (n.alpn !== undefined) this.emit({ type: "alpn", protocol: n.alpn });
     this.setReadLevel("handshake");
     this.state = "wait_finished";
+  }
+
+  private sendCertificateAndVerify(n: Negotiated): void {
+    this.transcript.update(
+      this.send("handshake", {
+        type: "certificate",
+        requestContext: new Uint8Array(0),
+        entries: this.config.certificateChain.map((data) => ({ data, extensions: [] })),
+      }),
+    );
+    const input = certificateVerifyInput("server", this.transcript.digest());
+    const signature = this.provider.sign(n.scheme, this.config.privateKey, input, this.config.rng);
+    this.transcript.update(
+      this.send("handshake", {
+        type: "certificate_verify",
+        algorithm: SignatureSchemeCode[n.scheme],
+        signature,
+      }),
+    );
   }
 
   private onFinished(msg: Finished, raw: RawHandshakeMessage): void {
@@ -518,6 +580,7 @@ export class TlsServer extends HandshakeCore {
       alpn: n.alpn,
       serverName: n.serverName,
       peerCertificates: [],
+      resumed: n.psk !== undefined,
     });
     const count = this.config.ticketCount ?? 1;
     for (let i = 0; i < count; i++) this.issueTicket();

@@ -312,7 +312,7 @@ describe.each(PROVIDERS)("handshake failures (%s)", (_name, provider) => {
       expectAlert(() => runHandshake(client, server), "missing_extension");
     });
 
-    it("a ClientHello offering a PSK still gets a full handshake (resumption is not implemented yet)", () => {
+    it("a ClientHello offering a ticket that is not ours gets a full handshake", () => {
       const { client, server } = makePair(provider, {
         client: {
           testing: {

@@ -26,6 +26,7 @@ import {
 import { concat, fromHex, toHex } from "../../src/util/bytes.js";
 import { PROVIDERS } from "./providers.js";
 import hrrVectors from "./vectors/rfc8448-hello-retry-request.json" with { type: "json" };
+import resumedVectors from "./vectors/rfc8448-resumed-0rtt.json" with { type: "json" };
 import vectors from "./vectors/rfc8448-simple-1rtt.json" with { type: "json" };
 
 /** The names of the hex-string vectors (not the structured RSA key). */
@@ -436,5 +437,65 @@ describe.each(PROVIDERS)("RFC 8448 §5 HelloRetryRequest (%s)", (_name, provider
     expect(secrets.get("handshake/write")).toBe(hrrVectors.clientHandshakeTrafficSecret);
     expect(secrets.get("application/read")).toBe(hrrVectors.serverApplicationTrafficSecret);
     expect(secrets.get("application/write")).toBe(hrrVectors.clientApplicationTrafficSecret);
+  });
+});
+
+describe.each(PROVIDERS)("RFC 8448 §4 resumed handshake: the PSK binder (%s)", (_name, provider) => {
+  const published = parseHandshake(fromHex(resumedVectors.clientHello)) as ClientHello;
+  const nst = parseHandshake(v("newSessionTicket"));
+
+  it("offers the §3 ticket in the published ClientHello, binder byte for byte", () => {
+    if (nst.type !== "new_session_ticket") throw new Error("not a NewSessionTicket");
+    const client = new TlsClient({
+      provider,
+      rng: new SeededRng(8448),
+      quic: false,
+      alpn: [],
+      serverName: "server",
+      verifier: "insecure-skip-verification",
+      cipherSuites: ["TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_256_GCM_SHA384"],
+      groups: ["x25519"],
+      sessionTicket: {
+        ticket: nst.ticket,
+        psk: v("resumptionPsk"),
+        suite: "TLS_AES_128_GCM_SHA256",
+        alpn: undefined,
+        serverName: "server",
+        receivedAt: 0,
+        lifetime: nst.lifetime,
+        ageAdd: nst.ageAdd,
+        maxEarlyDataSize: 1024,
+        peerTransportParameters: undefined,
+      },
+      testing: {
+        random: published.random,
+        keySharePrivateKeys: { x25519: fromHex(resumedVectors.clientPrivateKey) },
+        // The RFC's list, with our key share and our pre_shared_key offer (the published
+        // obfuscated ticket age); the binder is ours to compute.
+        clientHelloExtensions: (defaults) =>
+          published.extensions.map((e) => {
+            if (e.type === "key_share") return findExtension(defaults, "key_share")!;
+            if (e.type !== "pre_shared_key") return e;
+            const ours = findExtension(defaults, "pre_shared_key")!;
+            return {
+              ...ours,
+              identities: [
+                { ...ours.identities[0], obfuscatedTicketAge: e.identities[0].obfuscatedTicketAge },
+              ],
+            };
+          }),
+      },
+    });
+    client.start(5000);
+    const out = client.pollOutput();
+    expect(out?.level).toBe("initial");
+    expect(toHex(out!.data)).toBe(resumedVectors.clientHello);
+    expect(toHex(out!.data.subarray(out!.data.length - 32))).toBe(resumedVectors.binder);
+  });
+
+  it("derives the published early secret from the §3 resumption PSK", () => {
+    expect(toHex(new KeySchedule(provider, "sha256", v("resumptionPsk")).earlySecret)).toBe(
+      resumedVectors.earlySecret,
+    );
   });
 });
