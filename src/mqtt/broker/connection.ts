@@ -87,6 +87,11 @@ export class ClientConnection implements SessionLink {
   willSuppressed = false;
   /** Set while this connection is being replaced by a newer one for the same client id. */
   takenOver = false;
+  /**
+   * Set by a DISCONNECT: the packets the client sent on its other streams before it are still
+   * being read (bounded by `disconnectDrainTimeout`), then the connection closes.
+   */
+  private draining: DrainState | undefined;
 
   readonly control: StreamState;
   private readonly streams = new Set<StreamState>();
@@ -199,6 +204,8 @@ export class ClientConnection implements SessionLink {
 
   private onData(ss: StreamState, chunk: Buffer): void {
     if (!ss.alive || ss.readFailed || this.phase === "closed") return;
+    // [MQTT-3.14.4-1]: nothing follows DISCONNECT on the control stream.
+    if (this.draining && ss.kind === "control") return;
     this.lastActivity = this.broker.scheduler.now(); // keepalive counts every stream
     this.broker.metricsInternal.bytesIn += chunk.length;
     ss.framer.push(chunk);
@@ -294,6 +301,10 @@ export class ClientConnection implements SessionLink {
 
   private streamEnded(ss: StreamState): void {
     ss.readEnded = true;
+    if (this.draining) {
+      this.maybeFinishDrain();
+      if (ss.kind === "control") return;
+    }
     if (ss.kind === "control") {
       // Closing the control stream closes the connection (DESIGN.md); a TCP FIN likewise.
       this.lost("client", "control stream ended");
@@ -320,6 +331,7 @@ export class ClientConnection implements SessionLink {
     if (!ss.alive) return;
     ss.alive = false;
     this.streams.delete(ss);
+    if (this.draining) this.maybeFinishDrain();
     if (ss.kind === "control") {
       this.lost("network", "control stream closed");
       return;
@@ -341,6 +353,7 @@ export class ClientConnection implements SessionLink {
         const ss = item.ss;
         if ("packet" in item && item.packet.cmd === "publish" && item.packet.qos > 0) this.inboxQos--;
         if (ss.abandoned) continue; // reset by us after an error: drop what it still had
+        if (this.draining && ss.kind === "control") continue; // [MQTT-3.14.4-1]
         let r: void | Promise<void>;
         try {
           if ("error" in item) throw item.error;
@@ -372,6 +385,7 @@ export class ClientConnection implements SessionLink {
       }
       this.resumeAll();
       for (const ss of this.pendingEnd) this.maybeEndStream(ss);
+      if (this.draining) this.maybeFinishDrain();
     }
   }
 
@@ -726,6 +740,59 @@ export class ClientConnection implements SessionLink {
     );
   }
 
+  /**
+   * @internal A DISCONNECT arrived on the control stream. QUIC does not order streams with each
+   * other, so packets the client sent on its data streams just before it (a QoS 0 PUBLISH on a
+   * fresh uni stream, say) may still be on their way to us, or read a tick later; they count
+   * (MQTT 5.0 §4.6: a PUBLISH sent is a PUBLISH to be processed). Reading goes on until the
+   * streams surfaced so far have handed over what already arrived, and then until every data
+   * stream the client opened has ended, the client closes the connection, or
+   * `disconnectDrainTimeout` passes, whichever comes first; then the connection closes normally.
+   * Nothing more is read from the control stream [MQTT-3.14.4-1].
+   */
+  closeAfterDisconnect(reasonCode: number): void {
+    if (this.phase !== "connected" || this.draining) return;
+    this.keepaliveTimer?.cancel();
+    const draining: DrainState = { reasonCode, timer: undefined, settled: false };
+    this.draining = draining;
+    draining.timer = this.broker.scheduler.setTimer(this.broker.options.disconnectDrainTimeout, () => {
+      draining.timer = undefined;
+      this.finishDrain();
+    });
+    // Two event-loop turns: the rest of the QUIC events of the datagrams already received (new
+    // streams announced after the control stream's data), then their first reads (a tick later).
+    setImmediate(() =>
+      setImmediate(() => {
+        draining.settled = true;
+        this.maybeFinishDrain();
+      }),
+    );
+  }
+
+  /** Closes once the drain after DISCONNECT has nothing left to wait for. */
+  private maybeFinishDrain(): void {
+    const d = this.draining;
+    if (!d?.settled || this.busy || this.inbox.length > 0 || this.pumping) return;
+    for (const ss of this.streams) {
+      if (ss.kind !== "control" && ss.alive && !ss.abandoned && !ss.readEnded) return;
+    }
+    for (const ss of this.held) if (ss.alive && !ss.readEnded) return;
+    this.finishDrain();
+  }
+
+  private finishDrain(): void {
+    const d = this.draining;
+    if (!d || this.phase === "closed") return;
+    if (this.busy || this.inbox.length > 0) {
+      // A handler is still running (a store, a hook): finish it first, then close.
+      d.settled = true;
+      return;
+    }
+    d.timer?.cancel();
+    d.timer = undefined;
+    this.close(TransportCloseCode.Normal, "client disconnected", d.reasonCode, "client");
+  }
+
   /** Closes the network connection (after flushing) and cleans up. */
   close(code: number, reason: string, reasonCode = 0, initiator: "server" | "client" = "server"): void {
     if (this.phase === "closed") return;
@@ -741,12 +808,26 @@ export class ClientConnection implements SessionLink {
     peerGone = true,
   ): void {
     if (this.ended) return;
+    if (this.draining && peerGone && this.phase === "connected") {
+      // The client left after its DISCONNECT: what it sent before counts; the close is normal.
+      this.draining.settled = true;
+      if (this.busy || this.inbox.length > 0) {
+        this.keepaliveTimer?.cancel();
+        return;
+      }
+      this.finishDrain();
+      return;
+    }
     if (peerGone && this.phase === "connected" && (this.busy || this.inbox.length > 0)) {
       // Packets that arrived before the peer left still count (a DISCONNECT among them decides
       // the will); finish them first. Their replies have nowhere to go and are dropped.
       this.peerLost ??= { initiator, reason };
       this.keepaliveTimer?.cancel();
       return;
+    }
+    if (this.draining) {
+      this.draining.timer?.cancel();
+      this.draining.timer = undefined;
     }
     this.ended = { initiator, reason, reasonCode };
     const wasConnected = this.phase === "connected";
@@ -772,6 +853,14 @@ export class ClientConnection implements SessionLink {
   get endInfo(): DisconnectInfo | undefined {
     return this.ended;
   }
+}
+
+/** The wait after DISCONNECT for packets the client sent before it on other streams. */
+interface DrainState {
+  readonly reasonCode: number;
+  timer: TimerHandle | undefined;
+  /** The streams surfaced so far have handed over what had arrived. */
+  settled: boolean;
 }
 
 /** A received packet waiting to be handled, or a read error to report in its turn. */

@@ -87,6 +87,12 @@ export interface BrokerOptions {
   maxConnections?: number;
   /** Client-opened streams per connection (default 256); more are reset. */
   maxStreamsPerConnection?: number;
+  /**
+   * After a client's DISCONNECT, how long (ms) the broker keeps reading the connection's other
+   * streams for packets the client sent before it (QUIC streams are not ordered with each other),
+   * at most; it closes sooner once every data stream the client opened has ended (default 250).
+   */
+  disconnectDrainTimeout?: number;
   /** Makes Assigned Client Identifiers (default: "mquictt-" + random). */
   generateClientId?: () => string;
 }
@@ -109,6 +115,7 @@ export interface ResolvedOptions {
   readonly connectTimeout: number;
   readonly maxConnections: number;
   readonly maxStreamsPerConnection: number;
+  readonly disconnectDrainTimeout: number;
 }
 
 /** Session Expiry Interval meaning "never". */
@@ -133,6 +140,7 @@ export function resolveOptions(o: BrokerOptions): ResolvedOptions {
     connectTimeout: o.connectTimeout ?? 10_000,
     maxConnections: o.maxConnections ?? Number.POSITIVE_INFINITY,
     maxStreamsPerConnection: o.maxStreamsPerConnection ?? 256,
+    disconnectDrainTimeout: Math.max(0, o.disconnectDrainTimeout ?? 250),
   };
 }
 

@@ -1,12 +1,12 @@
 /** DISCONNECT from the client (MQTT 5.0 §3.14). */
 import type { IDisconnectPacket } from "mqtt-packet";
 import { MqttError, ReasonCode } from "../../errors.js";
-import { TransportCloseCode } from "../../transport.js";
 import type { ClientConnection } from "../connection.js";
 
 /**
  * Handles DISCONNECT: 0x00 discards the will [MQTT-3.14.4-3]; 0x04 (v5) keeps it. A v5 client
- * may change the Session Expiry Interval, except from 0 to non-zero (a Protocol Error).
+ * may change the Session Expiry Interval, except from 0 to non-zero (a Protocol Error). The
+ * connection closes once what the client sent before it on other streams is handled.
  */
 export function handleDisconnect(conn: ClientConnection, p: IDisconnectPacket): void {
   const session = conn.session!;
@@ -22,5 +22,6 @@ export function handleDisconnect(conn: ClientConnection, p: IDisconnectPacket): 
   } else {
     conn.willSuppressed = true;
   }
-  conn.close(TransportCloseCode.Normal, "client disconnected", p.reasonCode ?? 0, "client");
+  // Packets the client sent on its other streams before DISCONNECT are still read (QUIC).
+  conn.closeAfterDisconnect(p.reasonCode ?? 0);
 }
