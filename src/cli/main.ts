@@ -3,6 +3,7 @@
  *   demo                         QUIC + TLS 1.3 step by step in memory, then over UDP on loopback
  *   interop server|client        the quic-interop-runner endpoint (hq-interop)
  *   broker, pub, sub             an MQTT broker (QUIC + TCP) and mosquitto-style clients
+ *   bench [name [args]]          the benchmarks of a source checkout (bench/), listed without a name
  */
 import { pathToFileURL } from "node:url";
 import { EXIT_UNSUPPORTED, interopClient, interopServer, parseInteropArgs } from "./interop.js";
@@ -23,7 +24,9 @@ const USAGE = `usage: mquictt <command>
   sub -t FILTER [-t FILTER]... [-v] [-C COUNT] [-W SECONDS] [-q 0|1|2] [connection flags]
       connection flags: -h HOST -p PORT [--tcp] | -L mqtt+quic://HOST:PORT | -L mqtt://HOST:PORT,
                         --cafile PEM | --insecure, -i CLIENT_ID, -c (persistent session), -u USER -P PASS,
-                        -V 311|5, --connect-timeout SECONDS (default 10)`;
+                        -V 311|5, --connect-timeout SECONDS (default 10)
+  bench [<name> [args...]]  run a benchmark from a source checkout (bench/<script> with tsx);
+                            without a name, list them; "all" runs every one and writes bench/RESULTS.md`;
 
 /** Runs the CLI; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -83,6 +86,10 @@ export async function main(argv: string[]): Promise<number> {
         const { parseSubArgs, runSub } = await import("./mqtt-cli.js");
         return await runSub(parseSubArgs(rest));
       }
+      case "bench": {
+        const { runBenchmark } = await import("./bench.js");
+        return await runBenchmark(rest);
+      }
       case undefined:
       case "help":
       case "--help":
@@ -96,6 +103,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     const code = (e as { exitCode?: number }).exitCode;
     console.error(`mquictt ${cmd}: ${e instanceof Error ? e.message : String(e)}`);
+    if (code === 2 && cmd === "bench") return 2;
     if (code === 2 && (cmd === "broker" || cmd === "pub" || cmd === "sub")) {
       console.error(`run "mquictt help" for the flags`);
       return 2;
