@@ -10,9 +10,10 @@
  * This file is the only place (with the TCP listener) that touches sockets and timers.
  */
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import { lookup as dnsLookup, type LookupOneOptions } from "node:dns";
 import { EventEmitter, once } from "node:events";
 import { appendFileSync, mkdirSync } from "node:fs";
-import { isIPv6 } from "node:net";
+import { isIP, isIPv6 } from "node:net";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Duplex } from "node:stream";
@@ -115,6 +116,37 @@ export function clearQuicSocketError(): void {
  */
 const SOCKET_BUFFERS = { recvBufferSize: 2 << 20, sendBufferSize: 2 << 20 } as const;
 
+/** isIP() of the addresses seen by `literalLookup` (its regular expressions, once per address). */
+const literalFamily = new Map<string, number>();
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
+
+/**
+ * The `lookup` of our sockets. node:dgram resolves the address of every unconnected `send()`
+ * with `dns.lookup`, which answers even an IP literal on the next tick: a closure, a
+ * `process.nextTick` and a deferred send per datagram (a server sends every datagram that way).
+ * We only ever send to addresses taken from received datagrams or resolved at connect time, all
+ * IP literals, so those are answered synchronously and the datagram leaves within `send()`;
+ * anything else still goes to `dns.lookup`.
+ */
+function literalLookup(hostname: string, options: LookupOneOptions | number, callback: LookupCallback): void {
+  let family = literalFamily.get(hostname);
+  if (family === undefined) {
+    family = isIP(hostname);
+    if (literalFamily.size >= 10_000) literalFamily.clear();
+    literalFamily.set(hostname, family);
+  }
+  if (family !== 0) {
+    callback(null, hostname, family);
+    return;
+  }
+  // node:dgram passes the family as a number (Node 20) or in an options object (later Nodes).
+  dnsLookup(hostname, typeof options === "number" ? { family: options } : options, callback);
+}
+
+/** Socket options shared by servers and clients. */
+const SOCKET_OPTIONS = { ...SOCKET_BUFFERS, lookup: literalLookup } as const;
+
 function addressKey(address: string, port: number): string {
   return isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
 }
@@ -199,7 +231,7 @@ export class QuicEndpoint extends EventEmitter {
     const socket = createSocket({
       type: isIPv6(host) ? "udp6" : "udp4",
       reuseAddr: false,
-      ...SOCKET_BUFFERS,
+      ...SOCKET_OPTIONS,
     });
     await bindSocket(socket, opts.port, host);
     let ep: QuicEndpoint | undefined;
@@ -227,7 +259,7 @@ export class QuicEndpoint extends EventEmitter {
   ): Promise<QuicEndpoint> {
     const provider = resolveProvider(opts.crypto);
     const host = opts.host ?? "::";
-    const socket = createSocket({ type: isIPv6(host) ? "udp6" : "udp4", ...SOCKET_BUFFERS });
+    const socket = createSocket({ type: isIPv6(host) ? "udp6" : "udp4", ...SOCKET_OPTIONS });
     await bindSocket(socket, opts.port ?? 0, host);
     const core = new Endpoint({ provider, rng: opts.rng ?? systemRng });
     return new QuicEndpoint(socket, core, provider, undefined);
