@@ -8,6 +8,12 @@
  */
 import type { Duplex } from "node:stream";
 import { parser as createParser, generate, type Packet, type Parser } from "mqtt-packet";
+import {
+  decodeFlowHeader,
+  type FlowHeader,
+  isFlowHeaderStart,
+  MAX_FLOW_HEADER_LENGTH,
+} from "../flow-header.js";
 import { MqttProtocolError } from "./errors.js";
 
 /** What a channel carries. */
@@ -42,6 +48,13 @@ export class PacketChannel {
   private done = false;
   /** Whether the peer ended its side. */
   peerEnded = false;
+  /** The flow header the server's stream began with, if any (mqtt.ai / `mqtt5` brokers). */
+  flow: FlowHeader | undefined;
+  /**
+   * Bytes of a server-opened stream held until we know whether it begins with a flow header;
+   * undefined once decided (and always for streams we opened: the broker never sends one there).
+   */
+  private head: Buffer | undefined;
 
   constructor(
     /** The logical stream name ("control", "data", "pub:3", "topic:a/b", "sub:2", "server:7"). */
@@ -54,6 +67,7 @@ export class PacketChannel {
     this.parser.on("packet", (p: Packet) => {
       if (!this.done) this.events.packet(p, this);
     });
+    if (kind === "server-bidi" || kind === "server-uni") this.head = Buffer.alloc(0);
     this.parser.on("error", (e: unknown) => {
       const msg = e instanceof Error ? e.message : String(e);
       this.destroy(new MqttProtocolError(`malformed packet from the broker on ${this.key}: ${msg}`, 0x81));
@@ -83,7 +97,13 @@ export class PacketChannel {
     }
     this.stream = stream;
     stream.on("data", (chunk: Buffer) => {
-      if (!this.done) this.parser.parse(chunk);
+      if (this.done) return;
+      if (this.head !== undefined) {
+        const rest = this.readFlowHeader(chunk);
+        if (rest === undefined || rest.length === 0) return;
+        chunk = rest;
+      }
+      this.parser.parse(chunk);
     });
     stream.on("end", () => {
       this.peerEnded = true;
@@ -94,6 +114,37 @@ export class PacketChannel {
     for (const b of this.pending) stream.write(b);
     this.pending = [];
     if (this.wantEnd) stream.end();
+  }
+
+  /**
+   * Consumes the optional flow header at the start of a server-opened stream: `mqtt5` brokers
+   * (mqttv5) begin each delivery stream with a server-data header (type 0x13, flow id, expiry,
+   * flags); no MQTT packet starts with 0x11-0x14, so the first byte decides. Returns the bytes
+   * after the header, or undefined while it is incomplete (or after destroying a bad stream).
+   */
+  private readFlowHeader(chunk: Buffer): Buffer | undefined {
+    const buf = this.head!.length === 0 ? chunk : Buffer.concat([this.head!, chunk]);
+    if (buf.length === 0) return undefined;
+    if (!isFlowHeaderStart(buf[0]!)) {
+      this.head = undefined;
+      return buf;
+    }
+    const r = decodeFlowHeader(buf);
+    if (r.kind === "incomplete") {
+      if (buf.length >= MAX_FLOW_HEADER_LENGTH) {
+        this.destroy(new MqttProtocolError(`flow header too long on ${this.key}`, 0x82));
+        return undefined;
+      }
+      this.head = buf;
+      return undefined;
+    }
+    if (r.kind === "invalid") {
+      this.destroy(new MqttProtocolError(`bad flow header on ${this.key}: ${r.reason}`, 0x82));
+      return undefined;
+    }
+    this.head = undefined;
+    this.flow = r.header;
+    return buf.subarray(r.header.length);
   }
 
   /** Encodes and sends a packet (buffered until the stream is attached). False if the channel is gone. */

@@ -9,6 +9,7 @@
  * only after CONNACK. In single-stream mode (and over TCP) every key is the control stream.
  */
 import { parser as createParser, type Packet } from "mqtt-packet";
+import { decodeFlowHeader, isFlowHeaderStart } from "../flow-header.js";
 import { PacketChannel } from "./channel.js";
 import type { ClientTransport } from "./dial.js";
 import { MqttConnectionError, MqttKeepaliveTimeoutError } from "./errors.js";
@@ -78,7 +79,14 @@ export class Link {
       if (p.cmd === "publish" && p.qos === 0) this.events.packet(p, this.datagrams);
     });
     parser.on("error", () => {});
-    parser.parse(Buffer.from(data.buffer, data.byteOffset, data.length));
+    let buf = Buffer.from(data.buffer, data.byteOffset, data.length);
+    if (buf.length > 0 && isFlowHeaderStart(buf[0]!)) {
+      // An optional flow header before the packet (mqtt.ai datagrams); a bad one drops the datagram.
+      const r = decodeFlowHeader(buf);
+      if (r.kind !== "header") return;
+      buf = buf.subarray(r.header.length);
+    }
+    parser.parse(buf);
   }
 
   /** What the transport is ("quic", "tcp", "tls"...). */
