@@ -3,7 +3,7 @@
  * our transport parameters (RFC 9000 §18.2).
  */
 import type { CryptoProvider, PrivateKey, Rng } from "../crypto/provider.js";
-import type { PeerVerifier } from "../tls/handshake-common.js";
+import type { PeerVerifier, SessionTicket } from "../tls/handshake-common.js";
 import type { CipherSuiteName } from "../tls/suites.js";
 import type { TicketKeys } from "../tls/ticket.js";
 import type { TransportParameters } from "./transport-params.js";
@@ -80,6 +80,12 @@ export interface ConnectionConfig {
    * must be asked for explicitly with `"insecure-skip-verification"`.
    */
   verifier?: PeerVerifier | "insecure-skip-verification";
+  /**
+   * Client: a ticket from an earlier connection to this server (the `session_ticket` event),
+   * offered for TLS resumption (RFC 8446 §2.2): the server skips its certificate and signature.
+   * Ignored when expired or issued for another server name.
+   */
+  sessionTicket?: SessionTicket;
   /** Server: certificate chain, leaf first (DER). */
   certificateChain?: readonly Uint8Array[];
   /** Server: the leaf certificate's private key. */

@@ -113,6 +113,8 @@ export type ConnectionEvent =
       alpn: string | undefined;
       suite: CipherSuite["name"];
       peerCertificates: readonly Uint8Array[];
+      /** True when the TLS session was resumed from a ticket (no certificate was sent). */
+      resumed: boolean;
     }
   /** The handshake is confirmed (RFC 9001 §4.1.2). */
   | { type: "handshake_confirmed" }
@@ -360,6 +362,7 @@ export class Connection {
         verifier: verifier as PeerVerifier | "insecure-skip-verification",
         transportParameters: encodeTransportParameters(this.localParams),
         cipherSuites: config.cipherSuites ? [...config.cipherSuites] : undefined,
+        sessionTicket: config.sessionTicket,
       });
     } else {
       if (!config.certificateChain || !config.privateKey) {
@@ -903,6 +906,7 @@ export class Connection {
           alpn: ev.alpn,
           suite: ev.suite.name,
           peerCertificates: ev.peerCertificates,
+          resumed: ev.resumed,
         });
         if (this.role === "server") {
           // RFC 9001 §4.1.2: the server's handshake is confirmed when it completes.

@@ -8,6 +8,7 @@ import type { FaultInjection, TransportSettings } from "../../src/quic/config.js
 import type { Connection, ConnectionEvent } from "../../src/quic/connection.js";
 import { Endpoint } from "../../src/quic/endpoint.js";
 import { generateTestCA, issueLeaf } from "../../src/tls/certgen.js";
+import type { SessionTicket } from "../../src/tls/handshake-common.js";
 import { createPeerVerifier } from "../../src/tls/verify.js";
 import { type LinkConfig, SimNetwork } from "../sim/network.js";
 
@@ -51,6 +52,10 @@ export interface PairOptions {
   staticKey?: Uint8Array;
   /** Test seam of the server's connections (targeted packet loss). */
   serverFaultInjection?: FaultInjection;
+  /** A ticket the client offers for resumption. */
+  sessionTicket?: SessionTicket;
+  /** Virtual time at which the client connects (default 0). */
+  startAt?: number;
 }
 
 /** Client and server endpoints joined by a simulated link. */
@@ -62,6 +67,8 @@ export class Pair {
   serverConn: Connection | undefined;
   readonly clientEvents: ConnectionEvent[] = [];
   readonly serverEvents: ConnectionEvent[] = [];
+  /** Virtual time of the client's connect. */
+  readonly startedAt: number;
 
   constructor(
     readonly provider: CryptoProvider,
@@ -101,11 +108,14 @@ export class Pair {
     this.net.add(wrap("client", this.client, this.clientEvents, false));
     this.net.add(wrap("server", this.server, this.serverEvents, true));
     if (opts.link) this.net.setLink("client", "server", opts.link);
-    this.clientConn = this.client.connect(0, "server", {
+    this.startedAt = opts.startAt ?? 0;
+    this.net.now = this.startedAt;
+    this.clientConn = this.client.connect(this.net.now, "server", {
       alpn: opts.alpn ?? ["test"],
       serverName: "localhost",
       verifier,
       transport: { ...opts.transport, ...opts.clientTransport },
+      sessionTicket: opts.sessionTicket,
     });
   }
 
@@ -119,13 +129,13 @@ export class Pair {
     (conn === this.clientConn ? this.client : this.server).touch(conn);
   }
 
-  /** Runs the network until the handshake is confirmed on both sides. */
+  /** Runs the network until the handshake is confirmed on both sides (at most `deadline` ms from the start). */
   handshake(deadline = 10_000): boolean {
     return this.net.run(
       () =>
         this.clientEvents.some((e) => e.type === "handshake_confirmed") &&
         this.serverEvents.some((e) => e.type === "handshake_confirmed"),
-      deadline,
+      this.startedAt + deadline,
     );
   }
 
