@@ -24,7 +24,7 @@ import { MquicttError } from "../errors.js";
 import type { TransportSettings } from "../quic/config.js";
 import type { CloseInfo, Connection, ConnectionEvent } from "../quic/connection.js";
 import { Endpoint } from "../quic/endpoint.js";
-import type { PeerVerifier } from "../tls/handshake-common.js";
+import type { PeerVerifier, SessionTicket } from "../tls/handshake-common.js";
 import { loadCertificateChain, loadPrivateKey } from "../tls/pem.js";
 import type { CipherSuiteName } from "../tls/suites.js";
 import { createPeerVerifier } from "../tls/verify.js";
@@ -75,6 +75,12 @@ export interface QuicConnectOptions extends QuicCommonOptions {
   verifier?: PeerVerifier;
   /** Give up after this many ms without a completed handshake (default 10 s). */
   handshakeTimeout?: number;
+  /**
+   * A ticket from an earlier connection to this server (a connection's `sessionTicket` event),
+   * offered for TLS resumption: the server skips its certificate chain and signature. An expired
+   * or foreign ticket is ignored and the handshake is a full one; `QuicConnection.resumed` tells.
+   */
+  sessionTicket?: SessionTicket;
 }
 
 /** A QUIC error surfaced to the application. */
@@ -307,6 +313,7 @@ export class QuicEndpoint extends EventEmitter {
       cipherSuites: opts.cipherSuites,
       keylog: (line) => this.keylog(line, opts.keylogFile),
       qlog: this.qlogger(opts.qlogDir),
+      sessionTicket: opts.sessionTicket,
     });
     const qc = this.wrap(conn);
     this.service();
@@ -516,7 +523,10 @@ async function bindSocket(socket: Socket, port: number, host: string): Promise<v
   });
 }
 
-/** One QUIC connection. Emits `connect`, `stream` (peer-opened `QuicStream`), `datagram`, `close`. */
+/**
+ * One QUIC connection. Emits `connect`, `stream` (peer-opened `QuicStream`), `datagram`,
+ * `sessionTicket` (client: a `SessionTicket` to resume with later), `close`.
+ */
 export class QuicConnection extends EventEmitter {
   private readonly streams = new Map<number, QuicStream>();
   private readonly waitingOpen: {
@@ -528,6 +538,8 @@ export class QuicConnection extends EventEmitter {
   private drained = false;
   /** The negotiated ALPN protocol. */
   alpn: string | undefined;
+  /** True once connected when the TLS session was resumed from a ticket. */
+  resumed = false;
 
   constructor(
     private readonly endpoint: QuicEndpoint,
@@ -552,6 +564,7 @@ export class QuicConnection extends EventEmitter {
     switch (ev.type) {
       case "connected":
         this.alpn = ev.alpn;
+        this.resumed = ev.resumed;
         this.emit("connect");
         return;
       case "stream_opened": {

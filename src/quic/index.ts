@@ -3,6 +3,8 @@
  * with datagrams and time. Most users want `QuicEndpoint` from "mquictt/quic" instead, which
  * drives this core over node:dgram.
  */
+
+export type { SessionTicket } from "../tls/handshake-common.js";
 export {
   type ConnectionConfig,
   defaultTransportSettings,

@@ -1,11 +1,13 @@
 import { createHash } from "node:crypto";
+import { once } from "node:events";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { nodeProvider } from "../../src/crypto/node.js";
 import { SeededRng } from "../../src/crypto/random.js";
-import { QuicEndpoint, type QuicStream } from "../../src/net/quic.js";
+import { type QuicConnection, QuicEndpoint, type QuicStream } from "../../src/net/quic.js";
+import type { SessionTicket } from "../../src/tls/handshake-common.js";
 import { testCerts } from "../quic/harness.js";
 
 const opened: QuicEndpoint[] = [];
@@ -54,6 +56,44 @@ describe("QUIC over node:dgram on loopback", () => {
       createHash("sha256").update(payload).digest("hex"),
     );
     await conn.close(0, "done");
+  });
+});
+
+describe("QUIC over node:dgram: resumption", () => {
+  it("resumes a second connection with the first one's session ticket", async () => {
+    const { ca, leaf } = testCerts(nodeProvider);
+    const server = await QuicEndpoint.listen({
+      port: 0,
+      host: "127.0.0.1",
+      alpn: ["echo"],
+      cert: [leaf.der],
+      key: leaf.key,
+      crypto: nodeProvider,
+    });
+    opened.push(server);
+    const serverSide: QuicConnection[] = [];
+    server.on("connection", (c: QuicConnection) => {
+      serverSide.push(c);
+      c.on("stream", (s: QuicStream) => s.pipe(s));
+    });
+    const client = await QuicEndpoint.open({ host: "127.0.0.1", crypto: nodeProvider });
+    opened.push(client);
+    const opts = { alpn: ["echo"], ca: [ca.der], serverName: "localhost" };
+    const first = await client.connect("127.0.0.1", server.address().port, opts);
+    const [ticket] = (await once(first, "sessionTicket")) as [SessionTicket];
+    expect(first.resumed).toBe(false);
+    await first.close(0, "done");
+
+    const second = await client.connect("127.0.0.1", server.address().port, {
+      ...opts,
+      sessionTicket: ticket,
+    });
+    expect(second.resumed).toBe(true);
+    const s = await second.openStream();
+    s.end(Buffer.from("again"));
+    expect((await collect(s)).toString()).toBe("again");
+    expect(serverSide.map((c) => c.resumed)).toEqual([false, true]);
+    await second.close(0, "done");
   });
 });
 
