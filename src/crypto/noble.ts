@@ -46,6 +46,15 @@ function nobleAead(alg: AeadAlgorithm, key: Uint8Array): Aead {
       checkLength(nonce, 12, "AEAD nonce");
       return make(k, nonce, aad).encrypt(plaintext);
     },
+    sealInto(nonce, aad, plaintext, out, offset) {
+      checkLength(nonce, 12, "AEAD nonce");
+      if (offset < 0 || offset + plaintext.length + 16 > out.length)
+        throw new RangeError("no room for the sealed output");
+      // noble's GCM has no output parameter: encrypt() returns a fresh array, copied once.
+      const sealed = make(k, nonce, aad).encrypt(plaintext);
+      out.set(sealed, offset);
+      return sealed.length;
+    },
     open(nonce, aad, ciphertextAndTag) {
       checkLength(nonce, 12, "AEAD nonce");
       if (ciphertextAndTag.length < 16) return null;

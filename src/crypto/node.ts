@@ -97,6 +97,19 @@ function nodeAead(alg: AeadAlgorithm, key: Uint8Array): Aead {
       out.set(c.getAuthTag(), ct.length);
       return u8(out);
     },
+    sealInto(nonce, aad, plaintext, out, offset) {
+      checkLength(nonce, 12, "AEAD nonce");
+      const n = plaintext.length;
+      if (offset < 0 || offset + n + 16 > out.length) throw new RangeError("no room for the sealed output");
+      const c = cipher(nonce);
+      c.setAAD(aad, { plaintextLength: n });
+      // update() returns a fresh Buffer, so plaintext may be out's own bytes (sealing in place).
+      const ct = c.update(plaintext);
+      c.final();
+      out.set(ct, offset);
+      out.set(c.getAuthTag(), offset + n);
+      return n + 16;
+    },
     open(nonce, aad, ciphertextAndTag) {
       checkLength(nonce, 12, "AEAD nonce");
       const n = ciphertextAndTag.length - 16;

@@ -37,6 +37,20 @@ export interface Aead {
   seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
   /** Decrypts `ciphertext || tag`; returns the plaintext, or `null` when authentication fails. */
   open(nonce: Uint8Array, aad: Uint8Array, ciphertextAndTag: Uint8Array): Uint8Array | null;
+  /**
+   * Like `seal`, but writes ciphertext || tag into `out` at `offset` and returns the bytes
+   * written (`plaintext.length + 16`). `plaintext` may be the very bytes at `out[offset]`
+   * (sealing a packet in place); `aad` must not overlap the output. Saves the per-packet
+   * allocation and copy of the sealed array. Optional: callers fall back to `seal`.
+   * @throws RangeError when `out` has no room.
+   */
+  sealInto?(
+    nonce: Uint8Array,
+    aad: Uint8Array,
+    plaintext: Uint8Array,
+    out: Uint8Array,
+    offset: number,
+  ): number;
 }
 
 /** Header protection for one key (RFC 9001 §5.4): the 5-byte mask computed from a 16-byte sample. */

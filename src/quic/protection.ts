@@ -194,6 +194,26 @@ export class PacketKeys {
     return this.aead.seal(this.nonceFor(packetNumber), aad, plaintext);
   }
 
+  /**
+   * Seals `buf[payloadOffset, payloadEnd)` in place with `buf[start, payloadOffset)` (the
+   * header) as associated data, writing ciphertext || tag over the payload: `buf` needs 16
+   * bytes of room after `payloadEnd`. With an `Aead` that has `sealInto`, no sealed copy is
+   * allocated.
+   */
+  sealInPlace(
+    packetNumber: number,
+    buf: Uint8Array,
+    start: number,
+    payloadOffset: number,
+    payloadEnd: number,
+  ): void {
+    const nonce = this.nonceFor(packetNumber);
+    const aad = buf.subarray(start, payloadOffset);
+    const plaintext = buf.subarray(payloadOffset, payloadEnd);
+    if (this.aead.sealInto) this.aead.sealInto(nonce, aad, plaintext, buf, payloadOffset);
+    else buf.set(this.aead.seal(nonce, aad, plaintext), payloadOffset);
+  }
+
   /** Opens `ciphertextAndTag`; `null` when authentication fails. */
   open(packetNumber: number, aad: Uint8Array, ciphertextAndTag: Uint8Array): Uint8Array | null {
     return this.aead.open(this.nonceFor(packetNumber), aad, ciphertextAndTag);
@@ -279,12 +299,7 @@ export function protect(keys: PacketKeys, buf: Uint8Array, layout: PacketLayout,
     buf[layout.lengthOffset] = 0x40 | (length >>> 8);
     buf[layout.lengthOffset + 1] = length & 0xff;
   }
-  const sealed = keys.seal(
-    layout.packetNumber,
-    buf.subarray(start, payloadOffset),
-    buf.subarray(payloadOffset, payloadEnd),
-  );
-  buf.set(sealed, payloadOffset);
+  keys.sealInPlace(layout.packetNumber, buf, start, payloadOffset, payloadEnd);
 
   const sampleAt = pnOffset + SAMPLE_OFFSET;
   const mask = keys.hp.mask(buf.subarray(sampleAt, sampleAt + SAMPLE_LENGTH));
