@@ -453,7 +453,12 @@ export class QuicEndpoint extends EventEmitter {
       this.timerAt = Number.POSITIVE_INFINITY;
       return;
     }
-    if (this.timer && Math.abs(next - this.timerAt) < 0.5) return;
+    // A timer already armed at or before `next` (within 0.5 ms late) stays: when it fires, the
+    // pass finds nothing due and re-arms for the real deadline. On a busy connection the
+    // deadline moves with every service pass (pacing, ACK delay, idle timeout), and re-arming
+    // a Node timer each time (clearTimeout + setTimeout: a timer-list removal and insertion)
+    // cost more than the occasional early wake-up. Only an earlier deadline re-arms it.
+    if (this.timer && this.timerAt <= next + 0.5) return;
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = next;
     this.timer = setTimeout(
