@@ -53,6 +53,8 @@ export interface MqttTransport {
   readonly remoteAddress: string;
   /** The client's TLS certificate (DER), when the transport authenticated one. */
   readonly peerCertificate?: Uint8Array;
+  /** The negotiated ALPN protocol, when there is one (QUIC). */
+  readonly alpn?: string;
   /**
    * The first client-opened bidi stream: CONNECT, CONNACK, PINGREQ/PINGRESP, AUTH, DISCONNECT
    * (and, for single-stream clients and TCP, every other packet too).

@@ -1,8 +1,15 @@
 /**
  * MQTT over QUIC listener (DESIGN.md "MQTT over QUIC wire format"): UDP port 14567 by default,
- * ALPN "mqtt". Each QUIC connection becomes one `MqttTransport`: the first client-opened bidi
- * stream is the control stream, later client streams are data streams (bidi or uni), and QoS 0
- * PUBLISH may arrive in DATAGRAM frames.
+ * ALPN "mqtt", and "MQTT-next" (mqtt.ai "simple multistreams", the Rust `mqtt5` crate) for clients
+ * that offer only that. Each QUIC connection becomes one `MqttTransport`: the first client-opened
+ * bidi stream is the control stream, later client streams are data streams (bidi or uni, with or
+ * without flow headers: the broker recognises either under both ALPNs), and QoS 0 PUBLISH may
+ * arrive in DATAGRAM frames.
+ *
+ * The server's order of preference decides (TLS ALPN, RFC 7301 §3.2): "mqtt" first by default, so
+ * a client offering both (ours in "auto", `mqttv5 --quic-flow-headers`) gets "mqtt" and EMQX-style
+ * data streams whose deliveries come back on the stream of the SUBSCRIBE. Put "MQTT-next" first
+ * (`alpn: ["MQTT-next", "mqtt"]`) to have `mqttv5` send flow headers.
  */
 import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
@@ -12,7 +19,10 @@ import { type QuicConnection, QuicEndpoint, type QuicListenOptions, type QuicStr
 /** Default UDP port of MQTT over QUIC. */
 export const MQTT_QUIC_PORT = 14567;
 
-/** Options of `listenQuic`: the QUIC listener's, with MQTT defaults (port 14567, ALPN "mqtt"). */
+/** ALPN protocols the listener offers by default, in order of preference. */
+export const MQTT_QUIC_ALPN: readonly string[] = ["mqtt", "MQTT-next"];
+
+/** Options of `listenQuic`: the QUIC listener's, with MQTT defaults (port 14567, ALPN "mqtt", "MQTT-next"). */
 export type MqttQuicListenOptions = Omit<QuicListenOptions, "alpn" | "port"> & {
   port?: number;
   alpn?: string[];
@@ -22,6 +32,7 @@ export type MqttQuicListenOptions = Omit<QuicListenOptions, "alpn" | "port"> & {
 export class QuicMqttTransport extends EventEmitter implements MqttTransport {
   readonly kind = "quic" as const;
   readonly remoteAddress: string;
+  readonly alpn: string | undefined;
   private gone = false;
 
   constructor(
@@ -31,6 +42,7 @@ export class QuicMqttTransport extends EventEmitter implements MqttTransport {
   ) {
     super();
     this.remoteAddress = connection.remoteAddress;
+    this.alpn = connection.alpn;
     control.on("error", () => {});
     connection.on("datagram", (d: Uint8Array) => this.emit("datagram", d));
     connection.once("close", () => {
@@ -71,7 +83,7 @@ export async function listenQuic(
   const endpoint = await QuicEndpoint.listen({
     ...opts,
     port: opts.port ?? MQTT_QUIC_PORT,
-    alpn: opts.alpn ?? ["mqtt"],
+    alpn: opts.alpn ?? [...MQTT_QUIC_ALPN],
     transport: { maxDatagramFrameSize: 1200, maxStreamsBidi: 1000, maxStreamsUni: 1000, ...opts.transport },
   });
   endpoint.on("connection", (conn: QuicConnection) => {

@@ -125,6 +125,7 @@ export class ClientConnection implements SessionLink {
         kind: transport.kind,
         remoteAddress: transport.remoteAddress,
         ...(transport.peerCertificate ? { peerCertificate: transport.peerCertificate } : {}),
+        ...(transport.alpn !== undefined ? { alpn: transport.alpn } : {}),
       },
     };
     this.control = this.addStream(transport.control, "control", "control");

@@ -21,6 +21,8 @@ export interface TransportInfo {
   readonly remoteAddress: string;
   /** The client's TLS certificate (DER), when the transport has one. */
   readonly peerCertificate?: Uint8Array;
+  /** The negotiated ALPN protocol (QUIC: "mqtt" or "MQTT-next"). */
+  readonly alpn?: string;
 }
 
 /** What `authenticate` is given. */

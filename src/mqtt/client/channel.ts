@@ -22,6 +22,8 @@ export type ChannelKind =
   | "control"
   /** A client-opened data stream. */
   | "data"
+  /** A client-opened unidirectional data stream (write-only; replies come on the control stream). */
+  | "data-uni"
   /** A server-opened bidirectional stream (deliveries; acks go back on it). */
   | "server-bidi"
   /** A server-opened unidirectional stream (deliveries; acks go on the control stream). */

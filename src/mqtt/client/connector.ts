@@ -9,9 +9,10 @@
  */
 import type { EventEmitter } from "node:events";
 import type { IConnackPacket, IDisconnectPacket, IPublishPacket, Packet } from "mqtt-packet";
+import { StreamResetError } from "../../net/quic.js";
 import { backoffDelay } from "./backoff.js";
 import type { PacketChannel } from "./channel.js";
-import { defaultDialer } from "./dial.js";
+import { ALPN_MQTT, ALPN_MQTT_NEXT, defaultDialer } from "./dial.js";
 import { type DispatchTarget, dispatchPacket } from "./dispatch.js";
 import {
   MqttClientClosedError,
@@ -21,6 +22,7 @@ import {
   MqttNotConnectedError,
   MqttProtocolError,
   MqttServerDisconnectError,
+  MqttStreamRefusedError,
 } from "./errors.js";
 import type { MqttClientEvents } from "./events.js";
 import { buildConnect, type ConnackInfo, readConnack } from "./handshake.js";
@@ -51,6 +53,9 @@ export interface ConnectorSession {
 }
 
 /** See the module comment. */
+/** MQTT-over-QUIC stream error "stream type" (0xB5): a stream of a kind the broker does not take. */
+const QUIC_STREAM_TYPE_REFUSED = 0xb5;
+
 export class Connector implements DispatchTarget {
   readonly outbox: Outbox;
   readonly inbox: Inbox;
@@ -69,6 +74,8 @@ export class Connector implements DispatchTarget {
   private gaveUpBecause: Error | undefined;
   /** A broker DISCONNECT that forbids reconnecting (session taken over). */
   private finalDisconnect: Error | undefined;
+  /** The broker refused a bidi data stream (0xB5): later links speak the uni dialect ("auto"). */
+  private bidiRefused = false;
 
   constructor(private readonly s: ConnectorSession) {
     this.outbox = s.outbox;
@@ -152,6 +159,7 @@ export class Connector implements DispatchTarget {
       ...(raw.cert ? { cert: raw.cert } : {}),
       ...(raw.key ? { key: raw.key } : {}),
       ...(raw.quic ? { quic: raw.quic } : {}),
+      alpn: this.offeredAlpn(),
     });
     if (this.state !== "connecting") {
       transport.destroy();
@@ -159,15 +167,27 @@ export class Connector implements DispatchTarget {
     }
     const multi = transport.multiStream && options.streamMode !== "single";
     const events = this.s.events;
-    const link: Link = new Link(transport, options.protocolVersion, multi, scheduler, {
-      packet: (p, ch) => {
-        events.emit("packetreceive", p);
-        dispatchPacket(this, p, ch, link);
+    const nextAlpn = transport.alpn === ALPN_MQTT_NEXT;
+    const uni =
+      options.quicDataStreams === "uni" ||
+      (options.quicDataStreams === "auto" && (nextAlpn || this.bidiRefused));
+    const link: Link = new Link(
+      transport,
+      options.protocolVersion,
+      multi,
+      scheduler,
+      {
+        packet: (p, ch) => {
+          events.emit("packetreceive", p);
+          dispatchPacket(this, p, ch, link);
+        },
+        sent: (p) => events.emit("packetsend", p),
+        channelLost: (ch, err) => this.onChannelLost(link, ch, err),
+        lost: (err) => this.onLinkLost(link, err),
       },
-      sent: (p) => events.emit("packetsend", p),
-      channelLost: (ch, err) => this.onChannelLost(link, ch, err),
-      lost: (err) => this.onLinkLost(link, err),
-    });
+      uni ? "uni" : "bidi",
+      nextAlpn,
+    );
     this.link = link;
     const timeout = new Timer(scheduler, () => link.destroy(new MqttConnectTimeoutError(connectTimeout)));
     timeout.start(Math.max(0, connectTimeout - (scheduler.now() - started)));
@@ -260,7 +280,29 @@ export class Connector implements DispatchTarget {
     return { ...packet, topic };
   }
 
+  /**
+   * ALPN offered over QUIC, in our order (the broker picks by its own preference): "mqtt" for
+   * EMQX-style bidi data streams, "MQTT-next" for the uni dialect (mqtt.ai flow headers).
+   */
+  private offeredAlpn(): string[] {
+    switch (this.s.options.quicDataStreams) {
+      case "bidi":
+        return [ALPN_MQTT];
+      case "uni":
+        return [ALPN_MQTT_NEXT, ALPN_MQTT];
+      default:
+        return this.bidiRefused ? [ALPN_MQTT_NEXT, ALPN_MQTT] : [ALPN_MQTT, ALPN_MQTT_NEXT];
+    }
+  }
+
   private onChannelLost(link: Link, ch: PacketChannel, err: Error | undefined): void {
+    if (ch.kind === "data" && err instanceof StreamResetError && err.errorCode === QUIC_STREAM_TYPE_REFUSED) {
+      // A `mqtt5` broker takes client data on uni streams only; whatever we sent on this stream
+      // is lost with it. Reconnect in the uni dialect ("auto"); QoS 1/2 are resent with DUP.
+      if (this.s.options.quicDataStreams === "auto") this.bidiRefused = true;
+      link.destroy(new MqttStreamRefusedError(ch.key, err.errorCode));
+      return;
+    }
     if (!this.outbox.hasInflight(ch.key) && !this.subscriptions.usesKey(ch.key)) return;
     // Its acknowledgements or deliveries are gone with it: start over on a new connection,
     // which resends (DUP) and resubscribes.

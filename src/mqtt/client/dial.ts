@@ -13,16 +13,28 @@ import type { CloseInfo } from "../../quic/connection.js";
 import { MqttConnectionError } from "./errors.js";
 import type { BrokerAddress } from "./url.js";
 
+/** ALPN of MQTT over QUIC (EMQX-style bidi data streams). */
+export const ALPN_MQTT = "mqtt";
+/**
+ * ALPN of the mqtt.ai "simple multistreams" dialect (the Rust `mqtt5` crate): client data on uni
+ * streams with flow headers, deliveries on server-opened streams.
+ */
+export const ALPN_MQTT_NEXT = "MQTT-next";
+
 /** A network connection to a broker as the client uses it. */
 export interface ClientTransport {
   /** What it runs on. */
   readonly kind: string;
+  /** The ALPN protocol the broker chose (QUIC), e.g. "mqtt" or "MQTT-next". */
+  readonly alpn?: string;
   /** The first stream (QUIC: the first client-opened bidi stream; TCP: the socket). */
   readonly control: Duplex;
   /** Whether `openStream` can open more streams (QUIC); TCP has only the control stream. */
   readonly multiStream: boolean;
   /** Opens a client bidi data stream. */
   openStream(): Promise<Duplex>;
+  /** Opens a client unidirectional (write-only) data stream, where the transport has them (QUIC). */
+  openUniStream?(): Promise<Duplex>;
   /** Registers the handler of server-opened streams (QUIC). */
   onServerStream(listener: (stream: Duplex, bidi: boolean) => void): void;
   /**
@@ -55,6 +67,8 @@ export interface DialOptions {
   /** Client certificate and key, PEM (mqtts:// only). */
   cert?: string;
   key?: string;
+  /** ALPN protocols to offer over QUIC, in our order of preference (default ["mqtt"]). */
+  alpn?: string[];
   /** Extra QUIC settings (crypto provider, transport parameters, keylog...). */
   quic?: Partial<Omit<QuicConnectOptions, "alpn" | "ca" | "insecure" | "serverName">>;
   /** Give up on the network handshake after this many ms. */
@@ -73,7 +87,10 @@ export const defaultDialer: Dialer = (address, opts) => {
   }
 };
 
-/** QUIC: one client endpoint per connection, ALPN "mqtt", the first bidi stream as control stream. */
+/**
+ * QUIC: one client endpoint per connection, ALPN "mqtt" (or `opts.alpn`), the first bidi stream
+ * as control stream.
+ */
 export async function dialQuic(address: BrokerAddress, opts: DialOptions): Promise<ClientTransport> {
   let host = address.host;
   if (isIP(host) === 0) {
@@ -91,7 +108,7 @@ export async function dialQuic(address: BrokerAddress, opts: DialOptions): Promi
   try {
     const conn = await endpoint.connect(host, address.port, {
       ...opts.quic,
-      alpn: ["mqtt"],
+      alpn: opts.alpn ?? [ALPN_MQTT],
       serverName: opts.serverName ?? address.host,
       handshakeTimeout: opts.quic?.handshakeTimeout ?? opts.timeout,
       ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
@@ -115,9 +132,11 @@ export async function dialQuic(address: BrokerAddress, opts: DialOptions): Promi
     });
     return {
       kind: "quic",
+      ...(conn.alpn !== undefined ? { alpn: conn.alpn } : {}),
       control,
       multiStream: true,
       openStream: () => conn.openStream({ bidi: true }),
+      openUniStream: () => conn.openStream({ bidi: false }),
       onServerStream(listener) {
         conn.on("stream", (s: QuicStream) => listener(s, s.bidi));
       },

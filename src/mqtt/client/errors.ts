@@ -88,6 +88,27 @@ export class MqttServerDisconnectError extends MquicttError {
   }
 }
 
+/**
+ * The broker refused one of our QUIC data streams with the MQTT-over-QUIC stream error 0xB5
+ * (wrong stream type): a `mqtt5`-crate broker (`mqttv5 broker`) takes client data only on
+ * unidirectional streams. With `quicDataStreams: "auto"` the client reconnects in the uni dialect
+ * (resending unacknowledged QoS 1/2 messages with DUP); with "bidi" it cannot talk to this broker
+ * in a multi-stream mode (use "auto", "uni" or `streamMode: "single"`).
+ */
+export class MqttStreamRefusedError extends MquicttError {
+  constructor(
+    /** The logical stream that was refused ("data", "pub:1", "topic:a/b"...). */
+    readonly streamKey: string,
+    /** The QUIC application error code of the refusal. */
+    readonly errorCode: number,
+  ) {
+    super(
+      "ERR_MQTT_STREAM_REFUSED",
+      `the broker refused our bidirectional data stream ${streamKey} (code 0x${errorCode.toString(16)}: stream type); it takes data on unidirectional streams only`,
+    );
+  }
+}
+
 /** No PINGRESP arrived within the keepalive interval; the connection is considered dead. */
 export class MqttKeepaliveTimeoutError extends MquicttError {
   constructor(seconds: number) {

@@ -6,7 +6,7 @@ export type { ReconnectOptions } from "./backoff.js";
 export type { ChannelKind } from "./channel.js";
 export { type Callback, connect, createClient, MqttClient, type MqttClientEvents } from "./client.js";
 export type { ClientTransport, Dialer, DialOptions } from "./dial.js";
-export { defaultDialer, dialQuic, dialTcp, dialTls } from "./dial.js";
+export { ALPN_MQTT, ALPN_MQTT_NEXT, defaultDialer, dialQuic, dialTcp, dialTls } from "./dial.js";
 export {
   MqttAckError,
   MqttClientClosedError,
@@ -20,11 +20,12 @@ export {
   MqttOfflineQueueFullError,
   MqttProtocolError,
   MqttServerDisconnectError,
+  MqttStreamRefusedError,
   MqttUnsupportedError,
   MqttUrlError,
 } from "./errors.js";
 export type { ConnackInfo } from "./handshake.js";
-export type { ConnectOptions, StreamMode, WillOptions } from "./options.js";
+export type { ConnectOptions, QuicDataStreams, StreamMode, WillOptions } from "./options.js";
 export { Publisher } from "./publisher.js";
 export { formatReasonCode, REASON_CODE_NAMES, reasonCodeName } from "./reason-codes.js";
 export {

@@ -7,9 +7,13 @@
  * stream (CONNECT, CONNACK, PINGREQ/PINGRESP, AUTH, DISCONNECT) and every other packet travels on a
  * data stream named by a key ("data", "pub:1", "topic:a/b", "sub:2"...); data streams are opened
  * only after CONNACK. In single-stream mode (and over TCP) every key is the control stream.
+ *
+ * Data streams are bidirectional (EMQX style) or, in the `uni` dialect (ALPN "MQTT-next", the
+ * Rust `mqtt5` broker), unidirectional: each begins with a client-data flow header (mqtt.ai
+ * "simple multistreams"; flow ids even, 2, 4, 6...) and the broker answers on the control stream.
  */
 import { parser as createParser, type Packet } from "mqtt-packet";
-import { decodeFlowHeader, isFlowHeaderStart } from "../flow-header.js";
+import { decodeFlowHeader, encodeFlowHeader, FlowType, isFlowHeaderStart } from "../flow-header.js";
 import { PacketChannel } from "./channel.js";
 import type { ClientTransport } from "./dial.js";
 import { MqttConnectionError, MqttKeepaliveTimeoutError } from "./errors.js";
@@ -41,6 +45,8 @@ export class Link {
   private serverStreams = 0;
   /** The pseudo-channel that QoS 0 PUBLISHes in DATAGRAM frames arrive on (never written to). */
   private readonly datagrams: PacketChannel;
+  /** Sequence of the next client flow (flow id = 2 x sequence: client flows are even). */
+  private nextFlow = 1n;
 
   constructor(
     private readonly transport: ClientTransport,
@@ -49,6 +55,10 @@ export class Link {
     readonly multiStream: boolean,
     private readonly scheduler: ClientScheduler,
     private readonly events: LinkEvents,
+    /** How data streams are opened: bidi (EMQX style) or uni (mqtt.ai style). */
+    readonly dataStreams: "bidi" | "uni" = "bidi",
+    /** Whether each uni data stream starts with a client-data flow header (ALPN "MQTT-next"). */
+    private readonly flowHeaders = false,
   ) {
     this.lastSent = scheduler.now();
     this.pingTimer = new Timer(scheduler, () => this.onPingTimer());
@@ -112,11 +122,20 @@ export class Link {
     if (!this.multiStream || key === "control" || !this.dataAllowed) return this.control;
     let ch = this.channels.get(key);
     if (ch && !ch.isClosed && !ch.isEnding) return ch;
-    ch = this.makeChannel(key, "data");
+    const uni = this.dataStreams === "uni" && this.transport.openUniStream !== undefined;
+    ch = this.makeChannel(key, uni ? "data-uni" : "data");
     this.channels.set(key, ch);
     const opening = ch;
-    this.transport.openStream().then(
-      (s) => opening.attach(s),
+    const open = uni ? this.transport.openUniStream!() : this.transport.openStream();
+    open.then(
+      (s) => {
+        if (uni && this.flowHeaders && !opening.isClosed) {
+          // Expiry 0: the flow's state (its subscriptions) ends with the stream.
+          const flowId = 2n * this.nextFlow++;
+          s.write(encodeFlowHeader({ type: FlowType.ClientData, flowId, expiryInterval: 0n, flags: 0 }));
+        }
+        opening.attach(s);
+      },
       (e: Error) => opening.destroy(e),
     );
     return ch;
@@ -260,7 +279,7 @@ export class Link {
           this.destroy(err ?? new MqttConnectionError("the control stream closed"));
           return;
         }
-        if (ch.kind === "data" && this.channels.get(ch.key) === ch) {
+        if ((ch.kind === "data" || ch.kind === "data-uni") && this.channels.get(ch.key) === ch) {
           this.channels.delete(ch.key);
           if (!ch.isEnding || err) this.dataChannelLost(ch, err);
         }

@@ -20,6 +20,21 @@ import type { Payload, PublishProperties, QoS } from "./types.js";
  */
 export type StreamMode = "per-topic" | "multi" | "single";
 
+/**
+ * Which QUIC streams carry the client's data packets in the multi-stream modes.
+ *
+ * - `bidi`: EMQX-style client-opened bidirectional data streams; replies come back on them. Offers
+ *   ALPN "mqtt" only.
+ * - `uni`: mqtt.ai "simple multistreams" style (the Rust `mqtt5` broker behind `mqttv5 broker`):
+ *   client-opened unidirectional streams, each starting with a client-data flow header when ALPN
+ *   "MQTT-next" was negotiated; the broker answers on the control stream and delivers on
+ *   streams it opens. Offers ALPN "MQTT-next" and "mqtt".
+ * - `auto` (default): offers ALPN "mqtt" and "MQTT-next" and speaks what the broker picks:
+ *   `bidi` under "mqtt", `uni` under "MQTT-next". (A `mqtt5` broker picks "MQTT-next"; it refuses
+ *   client-opened bidi data streams with 0xB5 whatever the ALPN.)
+ */
+export type QuicDataStreams = "auto" | "bidi" | "uni";
+
 /** The last will (MQTT 5.0 §3.1.3.2), published by the broker if the connection is lost. */
 export interface WillOptions {
   topic: string;
@@ -72,6 +87,8 @@ export interface ConnectOptions {
   streamMode?: StreamMode;
   /** Most data streams `publish()` opens in per-topic mode before sharing one (default 64). */
   perTopicStreamLimit?: number;
+  /** QUIC data stream dialect in the multi-stream modes (default "auto"; see {@link QuicDataStreams}). */
+  quicDataStreams?: QuicDataStreams;
   /** Trusted CA certificates (PEM text or DER list). Default: the system roots. */
   ca?: string | Uint8Array[];
   /** Skip certificate verification. For tests; never the default. */
@@ -109,6 +126,7 @@ export interface ResolvedOptions {
   keepalive: number;
   streamMode: StreamMode;
   perTopicStreamLimit: number;
+  quicDataStreams: QuicDataStreams;
   reconnect: Required<ReconnectOptions> | false;
   offlineQueueLimit: number;
   connectTimeout: number;
@@ -132,6 +150,7 @@ export function resolveOptions(opts: ConnectOptions): ResolvedOptions {
     keepalive: opts.keepalive ?? 60,
     streamMode: opts.streamMode ?? "per-topic",
     perTopicStreamLimit: opts.perTopicStreamLimit ?? 64,
+    quicDataStreams: opts.quicDataStreams ?? "auto",
     reconnect,
     offlineQueueLimit: opts.offlineQueueLimit ?? 1000,
     connectTimeout: opts.connectTimeout ?? 30_000,
