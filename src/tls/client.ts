@@ -144,6 +144,13 @@ export interface TlsClientConfig {
    * hash matches none of our suites; the handshake is then a full one.
    */
   readonly sessionTicket?: SessionTicket;
+  /**
+   * Offer 0-RTT with `sessionTicket` when the ticket allows it (RFC 8446 §4.2.10; in QUIC its
+   * max_early_data_size is 0xffffffff, RFC 9001 §4.6.1) and its ALPN is one of ours: the
+   * client_early_traffic_secret comes out as a `secret` event at the `early` level right after
+   * the ClientHello, and an `early_data` event later says whether the server accepted it.
+   */
+  readonly earlyData?: boolean;
   readonly testing?: ClientTestingHooks;
 }
 
@@ -195,6 +202,7 @@ export class TlsClient extends HandshakeCore {
   private certificateRequestContext: Uint8Array | undefined;
   private pskOffer: PskOffer | undefined;
   private resumedSession = false;
+  private earlyDataOffered = false;
 
   constructor(config: TlsClientConfig) {
     super(config.maxHandshakeMessageBytes ?? DEFAULT_MAX_HANDSHAKE_MESSAGE);
@@ -249,7 +257,9 @@ export class TlsClient extends HandshakeCore {
       const random = this.config.testing?.random ?? this.config.rng.fill(new Uint8Array(32));
       if (random.length !== 32) throw new RangeError("ClientHello random must be 32 bytes");
       this.pskOffer = this.resumptionOffer(now);
+      this.earlyDataOffered = this.pskOffer !== undefined && this.earlyDataAllowed(this.pskOffer.ticket);
       let extensions = this.defaultExtensions();
+      if (this.earlyDataOffered) extensions.push({ type: "early_data" });
       if (this.pskOffer) extensions.push(this.pskExtension(this.pskOffer, now));
       if (this.config.testing?.clientHelloExtensions)
         extensions = this.config.testing.clientHelloExtensions(extensions, 1);
@@ -264,6 +274,7 @@ export class TlsClient extends HandshakeCore {
       };
       this.sendClientHello();
       this.state = "wait_server_hello";
+      if (this.earlyDataOffered) this.emitEarlySecret(this.pskOffer as PskOffer);
     });
   }
 
@@ -294,6 +305,23 @@ export class TlsClient extends HandshakeCore {
     if (!hash || !this.suites.some((s) => s.hash === hash)) return undefined;
     const binderKey = new KeySchedule(this.provider, hash, t.psk).binderKey(true);
     return { ticket: t, hash, binderKey };
+  }
+
+  /** Whether `ticket` permits 0-RTT for us (RFC 8446 §4.2.10, RFC 9001 §4.6.1). */
+  private earlyDataAllowed(ticket: SessionTicket): boolean {
+    if (!this.config.earlyData) return false;
+    if (this.quic ? ticket.maxEarlyDataSize !== 0xffffffff : ticket.maxEarlyDataSize === 0) return false;
+    // The early data is sent under the ALPN of the ticket's session; it must be one we speak.
+    if (ticket.alpn === undefined) return !this.quic;
+    return this.config.alpn.includes(ticket.alpn);
+  }
+
+  /** client_early_traffic_secret from Hash(ClientHello), under the ticket's suite (RFC 8446 §7.1). */
+  private emitEarlySecret(offer: PskOffer): void {
+    const suite = CIPHER_SUITES[offer.ticket.suite];
+    const schedule = new KeySchedule(this.provider, offer.hash, offer.ticket.psk);
+    const secret = schedule.clientEarlyTrafficSecret(this.transcript.digestWith(new Uint8Array(0), offer.hash));
+    this.emit({ type: "secret", level: "early", direction: "write", secret, suite });
   }
 
   /** pre_shared_key with one identity and a placeholder binder, filled in by `sendClientHello`. */
@@ -627,6 +655,21 @@ export class TlsClient extends HandshakeCore {
       this.emit({ type: "transport_parameters", data: tp.data });
     }
     if (this.alpn !== undefined) this.emit({ type: "alpn", protocol: this.alpn });
+    const early = findExtension(msg.extensions, "early_data") !== undefined;
+    if (early) {
+      // RFC 8446 §4.2.10: accepted early data implies the offered ticket, its ALPN and suite.
+      const ticket = this.pskOffer?.ticket;
+      if (!this.resumedSession || !ticket) {
+        throw alert("illegal_parameter", "the server accepted early data without resuming our ticket");
+      }
+      if (this.alpn !== ticket.alpn || this.suite?.name !== ticket.suite) {
+        throw alert(
+          "illegal_parameter",
+          "the server accepted early data with another ALPN or cipher suite than the ticket's (RFC 8446 §4.2.10)",
+        );
+      }
+    }
+    if (this.earlyDataOffered) this.emit({ type: "early_data", accepted: early });
     this.transcript.update(raw.raw);
     // RFC 8446 §2.2: a resumed session is authenticated by the PSK; no Certificate follows.
     this.state = this.resumedSession ? "wait_finished" : "wait_certificate_or_request";

@@ -96,6 +96,12 @@ export type TlsEvent =
       /** True when the session was resumed from a ticket (RFC 8446 §2.2). */
       readonly resumed: boolean;
     }
+  /**
+   * 0-RTT was offered (RFC 8446 §4.2.10): the server tells whether it accepted it (server: at
+   * the ClientHello; client: at EncryptedExtensions). Rejected early data was never processed
+   * by the server and must be sent again after the handshake.
+   */
+  | { readonly type: "early_data"; readonly accepted: boolean }
   /** Client: the server issued a ticket; keep it to resume later. */
   | { readonly type: "session_ticket"; readonly ticket: SessionTicket }
   /** Server: a NewSessionTicket was queued for sending. */

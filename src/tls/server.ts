@@ -98,6 +98,15 @@ export interface TlsServerConfig {
   readonly maxEarlyDataSize?: number;
   /** Opaque bytes sealed into each ticket (the QUIC layer's 0-RTT state). */
   readonly ticketAppData?: Uint8Array;
+  /**
+   * Accept 0-RTT (RFC 8446 §4.2.10) from a resumed ticket whose sealed `ticketAppData` this
+   * function approves (QUIC: the transport limits the client remembered still hold, RFC 9000
+   * §7.4.1). Absent: early data is always declined. Even when it approves, early data is
+   * declined unless the ticket allowed it, ALPN and suite match the ticket's, the ticket age is
+   * within {@link EARLY_DATA_WINDOW_MS} of what the client claims, and the ClientHello is not a
+   * replay (TicketKeys.claimEarlyData, RFC 8446 §8.2).
+   */
+  readonly acceptEarlyData?: (ticketAppData: Uint8Array) => boolean;
   /** Put a cookie in HelloRetryRequest and require it back (RFC 8446 §4.2.2). */
   readonly helloRetryCookie?: boolean;
   /** Largest handshake message accepted (default 64 KiB). */
@@ -117,8 +126,16 @@ interface Negotiated {
   readonly transportParameters: Uint8Array | undefined;
   readonly serverName: string | undefined;
   /** The offered ticket we resume, when there is one (RFC 8446 §4.2.11). */
-  readonly psk?: { readonly identity: number; readonly state: TicketState };
+  readonly psk?: {
+    readonly identity: number;
+    readonly state: TicketState;
+    readonly binder: Uint8Array;
+    readonly obfuscatedAge: number;
+  };
 }
+
+/** Freshness window of 0-RTT ClientHellos, and how long their binders are remembered (RFC 8446 §8.3). */
+export const EARLY_DATA_WINDOW_MS = 10_000;
 
 /** Hash of each cipher suite, by code point. */
 const CIPHER_SUITE_HASH = new Map(Object.values(CIPHER_SUITES).map((s) => [s.code, s.hash]));
@@ -373,7 +390,10 @@ export class TlsServer extends HandshakeCore {
       if (!constantTimeEqual(expected, offer.binders[i])) {
         throw alert("decrypt_error", "the PSK binder does not verify (RFC 8446 §4.2.11)");
       }
-      return { ...n, psk: { identity: i, state } };
+      return {
+        ...n,
+        psk: { identity: i, state, binder: offer.binders[i], obfuscatedAge: offer.identities[i].obfuscatedTicketAge },
+      };
     }
     return n;
   }
@@ -457,10 +477,33 @@ export class TlsServer extends HandshakeCore {
     this.respond(ch, withPsk);
   }
 
+  /** Whether to accept the early data `ch` offers (RFC 8446 §4.2.10, §8). */
+  private acceptsEarlyData(n: Negotiated): boolean {
+    const psk = n.psk;
+    if (!psk || this.hrr || psk.identity !== 0 || !this.ticketKeys || !this.config.acceptEarlyData) return false;
+    const t = psk.state;
+    if (t.maxEarlyData === 0 || t.alpn !== n.alpn || t.suite !== n.suite.code) return false;
+    // RFC 8446 §8.3: the client's view of the ticket age must match ours within the window.
+    const clientAge = (psk.obfuscatedAge - t.ageAdd) >>> 0;
+    const serverAge = this.now - t.issuedAt;
+    if (Math.abs(serverAge - clientAge) > EARLY_DATA_WINDOW_MS) return false;
+    if (!this.config.acceptEarlyData(t.appData)) return false;
+    return this.ticketKeys.claimEarlyData(psk.binder, this.now, EARLY_DATA_WINDOW_MS);
+  }
+
   /** ServerHello, then the whole server flight (RFC 8446 §2). */
   private respond(ch: ClientHello, n: Negotiated): void {
     const suite = n.suite;
     this.negotiated = n;
+    const earlyOffered = findExtension(ch.extensions, "early_data") !== undefined;
+    const earlyAccepted = earlyOffered && this.acceptsEarlyData(n);
+    if (earlyAccepted) {
+      // client_early_traffic_secret from Hash(ClientHello) (RFC 8446 §7.1): read 0-RTT with it.
+      const early = new KeySchedule(this.provider, suite.hash, n.psk?.state.psk);
+      const secret = early.clientEarlyTrafficSecret(this.transcript.digest());
+      this.emit({ type: "secret", level: "early", direction: "read", secret, suite });
+    }
+    if (earlyOffered) this.emit({ type: "early_data", accepted: earlyAccepted });
     const share = this.provider.generateKeyShare(n.group, this.config.rng);
     const ecdhe = share.sharedSecret((n.clientShare as KeyShareEntry).keyExchange);
     const sh = this.send("initial", {
@@ -501,6 +544,7 @@ export class TlsServer extends HandshakeCore {
     const ee: Extension[] = [];
     if (n.serverName !== undefined) ee.push({ type: "server_name", hostName: undefined }); // RFC 6066 §3
     if (n.alpn !== undefined) ee.push({ type: "alpn", protocols: [n.alpn] });
+    if (earlyAccepted) ee.push({ type: "early_data" });
     if (this.quic) {
       ee.push({ type: "quic_transport_parameters", data: this.config.transportParameters as Uint8Array });
     }

@@ -11,7 +11,7 @@
  * issued on one connection resumes on the next.
  */
 import type { CryptoProvider, Rng } from "../crypto/provider.js";
-import { bytesEqual, Reader, Writer } from "../util/bytes.js";
+import { bytesEqual, Reader, toHex, Writer } from "../util/bytes.js";
 import { bytesToLatin1, latin1ToBytes } from "./extensions.js";
 
 /** What a ticket remembers about the session that issued it. */
@@ -40,11 +40,16 @@ const HEADER = 1 + 4 + 12;
 /** Why a ticket could not be opened (for diagnostics; the handshake just declines the PSK). */
 class TicketDecodeError extends Error {}
 
-/** A server's ticket encryption key. */
+/** Most ClientHellos with early data remembered for anti-replay; beyond it 0-RTT is declined. */
+const MAX_EARLY_DATA_RECORDS = 100_000;
+
+/** A server's ticket encryption key, and its anti-replay record of 0-RTT attempts. */
 export class TicketKeys {
   private readonly provider: CryptoProvider;
   private readonly key: Uint8Array;
   private readonly keyId: Uint8Array;
+  /** Binders of accepted 0-RTT ClientHellos (hex) → until when they are remembered (ms). */
+  private readonly earlyDataSeen = new Map<string, number>();
 
   /** `key` is 32 bytes of secret randomness. */
   constructor(provider: CryptoProvider, key: Uint8Array) {
@@ -83,6 +88,23 @@ export class TicketKeys {
     out.set(header);
     out.set(sealed, HEADER);
     return out;
+  }
+
+  /**
+   * Anti-replay for 0-RTT (RFC 8446 §8.2, ClientHello recording): true the first time `binder`
+   * is seen within `windowMs` of `now`, false for a replay. The caller refuses 0-RTT for
+   * ClientHellos outside the same freshness window, so remembering each binder for the window
+   * is enough. When the record is full, 0-RTT is declined (never accepted unchecked).
+   */
+  claimEarlyData(binder: Uint8Array, now: number, windowMs: number): boolean {
+    for (const [k, until] of this.earlyDataSeen) {
+      if (until > now) break; // insertion order is expiry order (same window for all)
+      this.earlyDataSeen.delete(k);
+    }
+    const key = toHex(binder);
+    if (this.earlyDataSeen.has(key) || this.earlyDataSeen.size >= MAX_EARLY_DATA_RECORDS) return false;
+    this.earlyDataSeen.set(key, now + windowMs);
+    return true;
   }
 
   /** Decrypts a ticket; undefined when it is not ours, was tampered with, or is malformed. */

@@ -260,3 +260,117 @@ describe.each(PROVIDERS)("TLS 1.3 resumption (%s)", (_name, provider) => {
     expect(client.error?.description).toBe(47); // illegal_parameter
   });
 });
+
+describe.each(PROVIDERS)("TLS 1.3 early data (%s)", (_name, provider) => {
+  const keys = (): TicketKeys => TicketKeys.generate(provider, { fill: (b) => b.fill(9) });
+  const ZERO_RTT = { maxEarlyDataSize: 0xffffffff, acceptEarlyData: () => true };
+
+  function earlyOf(events: readonly TlsEvent[]): boolean | undefined {
+    const e = events.find((x) => x.type === "early_data");
+    return e?.type === "early_data" ? e.accepted : undefined;
+  }
+
+  it("accepts 0-RTT: the client's early write secret is the server's early read secret", () => {
+    const ticketKeys = keys();
+    const ticket = firstTicket(provider, ticketKeys, { server: ZERO_RTT });
+    const { client, server } = makePair(provider, {
+      seed: 5,
+      client: { sessionTicket: ticket, earlyData: true },
+      server: { ticketKeys, ...ZERO_RTT },
+    });
+    const run = runHandshake(client, server, { now: ticket.receivedAt + 500 });
+    const c = secretsOf(run.clientEvents);
+    const s = secretsOf(run.serverEvents);
+    expect(c.get("early/write")).toBeDefined();
+    expect(bytesEqual(c.get("early/write")!, s.get("early/read")!)).toBe(true);
+    expect(earlyOf(run.clientEvents)).toBe(true);
+    expect(earlyOf(run.serverEvents)).toBe(true);
+    // The early secret comes right after the ClientHello, before any server message.
+    expect(run.clientEvents[0]).toMatchObject({ type: "secret", level: "early", direction: "write" });
+  });
+
+  it("declines a replayed 0-RTT ClientHello (RFC 8446 §8.2) but still resumes", () => {
+    const ticketKeys = keys();
+    const ticket = firstTicket(provider, ticketKeys, { server: ZERO_RTT });
+    const { client, server } = makePair(provider, {
+      client: { sessionTicket: ticket, earlyData: true },
+      server: { ticketKeys, ...ZERO_RTT },
+    });
+    const now = ticket.receivedAt + 500;
+    runHandshake(client, server, { now });
+    expect(client.resumed).toBe(true);
+    // An attacker replays the same ClientHello to another connection of the same server.
+    const replayed = makePair(provider, { seed: 6, server: { ticketKeys, ...ZERO_RTT } }).server;
+    const again = makePair(provider, {
+      client: { sessionTicket: ticket, earlyData: true },
+      server: { ticketKeys, ...ZERO_RTT },
+    }).client;
+    again.start(now);
+    replayed.receive("initial", again.pollOutput()!.data, now + 1);
+    const events: TlsEvent[] = [];
+    for (let e = replayed.pollEvent(); e; e = replayed.pollEvent()) events.push(e);
+    expect(earlyOf(events)).toBe(false);
+    expect(events.some((e) => e.type === "secret" && e.level === "early")).toBe(false);
+  });
+
+  const declined: [
+    string,
+    PairOptions["server"],
+    ((t: SessionTicket) => SessionTicket) | undefined,
+    number,
+  ][] = [
+    [
+      "the server's acceptEarlyData says no",
+      { maxEarlyDataSize: 0xffffffff, acceptEarlyData: () => false },
+      undefined,
+      500,
+    ],
+    ["the server has no acceptEarlyData", { maxEarlyDataSize: 0xffffffff }, undefined, 500],
+    // The client thinks the ticket is 20 s younger than the server knows it is.
+    [
+      "the ticket age is off by more than the window",
+      ZERO_RTT,
+      (t) => ({ ...t, receivedAt: t.receivedAt + 20_000 }),
+      25_000,
+    ],
+  ];
+  it.each(declined)("declines 0-RTT when %s, and resumes", (_what, serverOpts, edit, after) => {
+    const ticketKeys = keys();
+    const first = firstTicket(provider, ticketKeys, { server: ZERO_RTT });
+    const ticket = edit ? edit(first) : first;
+    const { client, server } = makePair(provider, {
+      client: { sessionTicket: ticket, earlyData: true },
+      server: { ticketKeys, ...serverOpts },
+    });
+    const run = runHandshake(client, server, { now: first.receivedAt + after });
+    expect(client.resumed).toBe(true);
+    expect(earlyOf(run.clientEvents)).toBe(false);
+    expect(earlyOf(run.serverEvents)).toBe(false);
+    expect(secretsOf(run.serverEvents).has("early/read")).toBe(false);
+  });
+
+  it("does not offer 0-RTT with a ticket that does not allow it", () => {
+    const ticketKeys = keys();
+    const ticket = firstTicket(provider, ticketKeys); // maxEarlyDataSize 0
+    const { client, server } = makePair(provider, {
+      client: { sessionTicket: ticket, earlyData: true },
+      server: { ticketKeys, ...ZERO_RTT },
+    });
+    const run = runHandshake(client, server, { now: NOW + 500 });
+    expect(client.resumed).toBe(true);
+    expect(earlyOf(run.clientEvents)).toBeUndefined();
+    expect(secretsOf(run.clientEvents).has("early/write")).toBe(false);
+  });
+
+  it("after a HelloRetryRequest the early data is rejected and the session still resumes", () => {
+    const ticketKeys = keys();
+    const ticket = firstTicket(provider, ticketKeys, { server: ZERO_RTT });
+    const { client, server } = makePair(provider, {
+      client: { sessionTicket: ticket, earlyData: true },
+      server: { ticketKeys, ...ZERO_RTT, groups: ["secp256r1"] },
+    });
+    const run = runHandshake(client, server, { now: ticket.receivedAt + 500 });
+    expect(client.resumed).toBe(true);
+    expect(earlyOf(run.clientEvents)).toBe(false);
+  });
+});
