@@ -138,9 +138,11 @@ async function runStep(b: BenchmarkInfo, index: number, total: number, t0: numbe
     stdio: ["ignore", "pipe", "pipe"],
   });
   let tail = "";
+  let stdout = "";
   child.stdout.on("data", (d: Buffer) => {
     process.stdout.write(d);
     logFile.write(d);
+    if (stdout.length < 200_000) stdout += d.toString();
   });
   child.stderr.on("data", (d: Buffer) => {
     process.stderr.write(d);
@@ -153,6 +155,8 @@ async function runStep(b: BenchmarkInfo, index: number, total: number, t0: numbe
   const exitCode = await new Promise<number | null>((r) => child.once("close", (code) => r(code)));
   process.off("SIGINT", ignore);
   await new Promise<void>((r) => logFile.end(r));
+  // Its stdout alone (the table), for the fallback section of a script that writes none.
+  writeFileSync(join(RESULTS_DIR, `${b.name}${quick ? "-quick" : ""}.stdout.log`), stdout);
   const seconds = (performance.now() - started) / 1000;
   const ok = exitCode === 0;
   log(
@@ -199,6 +203,18 @@ function sectionOf(b: BenchmarkInfo): Section | undefined {
   return undefined;
 }
 
+/** What a benchmark printed on stdout in its last run through bench/run.ts (full first, quick in --quick). */
+function printed(b: BenchmarkInfo): { label: string; text: string } | undefined {
+  for (const q of quick ? [true, false] : [false, true]) {
+    const f = join(RESULTS_DIR, `${b.name}${q ? "-quick" : ""}.stdout.log`);
+    if (!existsSync(f)) continue;
+    const text = readFileSync(f, "utf8");
+    if (text.trim() === "") continue;
+    return { label: `\`${commandOf(b, q)}\` ran (${utc(statSync(f).mtime)})`, text };
+  }
+  return undefined;
+}
+
 const utc = (d: Date): string => `${d.toISOString().slice(0, 16).replace("T", " ")} UTC`;
 
 /** Inserts a line saying where the section comes from right after its `### ` heading. */
@@ -216,12 +232,12 @@ function labelled(b: BenchmarkInfo, s: Section): string {
 function assemble(steps: Step[], startLoad: number[], totalSeconds: number | undefined): string {
   const m = machine();
   const now = new Date();
-  const sections = BENCHMARKS.map((b) => ({ b, s: sectionOf(b) }));
+  const sections = BENCHMARKS.map((b) => ({ b, s: sectionOf(b), step: steps.find((st) => st.bench === b) }));
 
   const targetRows: string[][] = [];
   let met = 0;
   let total = 0;
-  for (const { b, s } of sections) {
+  for (const { b, s, step } of sections) {
     if (s && s.targets.length > 0) {
       for (const t of s.targets) {
         total++;
@@ -241,7 +257,9 @@ function assemble(steps: Step[], startLoad: number[], totalSeconds: number | und
           ? `not measured: ${b.script} is not in this checkout`
           : s
             ? `not measured: the ${b.name} section reports no target`
-            : `not measured: \`${commandOf(b, false)}\` has not been run`;
+            : step?.status === "ok" || printed(b)
+              ? `not reported: ${b.script} ran but wrote no section or targets (bench/results/${b.name}.md, .targets.json)`
+              : `not measured: \`${commandOf(b, false)}\` has not been run`;
         targetRows.push([t, why, "✘", b.name]);
       }
     }
@@ -313,7 +331,7 @@ function assemble(steps: Step[], startLoad: number[], totalSeconds: number | und
               ? `FAILED (exit ${st.exitCode}); the section below is from an earlier run, if any`
               : st.status === "missing"
                 ? `missing: ${st.bench.script} is not in this checkout`
-                : "not run this time (section from an earlier run)",
+                : `not run this time${sectionOf(st.bench) ? " (section from an earlier run)" : ""}`,
           st.seconds === undefined ? "" : fmtDuration(st.seconds),
         ]),
         3,
@@ -323,7 +341,20 @@ function assemble(steps: Step[], startLoad: number[], totalSeconds: number | und
   }
   out.push("## Results", "");
   for (const { b, s } of sections) {
+    const shown = s ? undefined : printed(b);
     if (s) out.push(labelled(b, s), "");
+    else if (shown)
+      // A script that does not write its section yet: what it printed, so the numbers are here.
+      out.push(
+        `### ${b.name}`,
+        "",
+        `${shown.label} but writes no section of its own (bench/results/${b.name}.md); what it printed:`,
+        "",
+        "```text",
+        shown.text.trimEnd(),
+        "```",
+        "",
+      );
     else
       out.push(
         `### ${b.name}`,
