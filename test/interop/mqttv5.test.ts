@@ -410,9 +410,10 @@ describe("our client against mqttv5 broker over QUIC", () => {
             { topic: `ours/${tag}/handle`, qos: 1, payload: "via handle" },
             { topic: `ours/${tag}/q2`, qos: 2, payload: "hi 2" },
           ]);
-          // The multi-stream modes speak the uni dialect the broker chose (ALPN MQTT-next).
-          expect(sub.connected).toBe(true);
-          expect(pub.connected).toBe(true);
+          // The broker picked ALPN MQTT-next; the multi-stream modes speak the uni dialect.
+          const dialect = { alpn: "MQTT-next", dataStreams: mode === "single" ? "none" : "uni" };
+          expect(sub.quicDialect).toEqual(dialect);
+          expect(pub.quicDialect).toEqual(dialect);
         } finally {
           await Promise.all(clients.map((c) => c.end(true)));
         }

@@ -119,6 +119,17 @@ export class MqttClient extends EventEmitter<MqttClientEvents> {
     return this.connector.connackInfo;
   }
 
+  /**
+   * How the current QUIC connection carries data: the ALPN the broker chose ("mqtt",
+   * "MQTT-next") and the data stream dialect in use ("bidi", "uni", or "none" in single-stream
+   * mode and over TCP). Undefined between connections.
+   */
+  get quicDialect(): { alpn: string | undefined; dataStreams: "bidi" | "uni" | "none" } | undefined {
+    const link = this.connector.anyLink;
+    if (!link) return undefined;
+    return { alpn: link.alpn, dataStreams: link.multiStream ? link.dataStreams : "none" };
+  }
+
   /** The transport of the current connection ("quic", "tcp", "tls"), if any. */
   get transportKind(): string | undefined {
     return this.connector.anyLink?.kind;

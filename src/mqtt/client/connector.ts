@@ -169,8 +169,9 @@ export class Connector implements DispatchTarget {
     const events = this.s.events;
     const nextAlpn = transport.alpn === ALPN_MQTT_NEXT;
     const uni =
-      options.quicDataStreams === "uni" ||
-      (options.quicDataStreams === "auto" && (nextAlpn || this.bidiRefused));
+      transport.openUniStream !== undefined &&
+      (options.quicDataStreams === "uni" ||
+        (options.quicDataStreams === "auto" && (nextAlpn || this.bidiRefused)));
     const link: Link = new Link(
       transport,
       options.protocolVersion,

@@ -99,6 +99,11 @@ export class Link {
     parser.parse(buf);
   }
 
+  /** The ALPN protocol the broker chose (QUIC). */
+  get alpn(): string | undefined {
+    return this.transport.alpn;
+  }
+
   /** What the transport is ("quic", "tcp", "tls"...). */
   get kind(): string {
     return this.transport.kind;

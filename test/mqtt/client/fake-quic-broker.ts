@@ -7,6 +7,10 @@
  * - in multi-stream mode, data packets never travel on the control stream and CONNECT-class
  *   packets never on a data stream.
  * Violations are collected in `violations` for the test to assert empty.
+ *
+ * Client-opened uni streams (the "MQTT-next" dialect) may begin with a flow header, recorded in
+ * `FakeStream.flow`; packets from them are answered, and their subscriptions delivered, on the
+ * control stream, where acks are then allowed.
  */
 
 import {
@@ -19,17 +23,22 @@ import {
   type QoS,
 } from "mqtt-packet";
 import { nodeProvider } from "../../../src/crypto/node.js";
+import { decodeFlowHeader, type FlowHeader, isFlowHeaderStart } from "../../../src/mqtt/flow-header.js";
 import { topicMatches } from "../../../src/mqtt/topic.js";
 import { type QuicConnection, QuicEndpoint, type QuicStream } from "../../../src/net/quic.js";
 import type { TransportSettings } from "../../../src/quic/config.js";
 import { testCerts } from "../../quic/harness.js";
 
 const CONTROL_CLASS = new Set(["connect", "connack", "pingreq", "pingresp", "auth", "disconnect"]);
+/** Acks a uni-dialect client sends on the control stream (its data streams are write-only). */
+const ACKS = new Set(["puback", "pubrec", "pubrel", "pubcomp"]);
 
 /** One stream as the fake broker sees it. */
 export class FakeStream {
   readonly packets: Packet[] = [];
   ended = false;
+  /** The flow header the client's stream began with, if any. */
+  flow: FlowHeader | undefined;
   constructor(
     readonly conn: FakeConn,
     readonly stream: QuicStream,
@@ -70,6 +79,10 @@ export interface FakeOptions {
   transport?: Partial<TransportSettings>;
   /** Acknowledge client PUBLISHes (default true). */
   ackPublishes?: (p: IPublishPacket, conn: FakeConn) => boolean;
+  /** ALPN protocols, in order of preference (default ["mqtt"]). */
+  alpn?: string[];
+  /** Refuse client-opened bidi data streams with 0xB5, as the `mqtt5` broker does. */
+  refuseBidi?: boolean;
 }
 
 /** One client connection. */
@@ -106,11 +119,39 @@ export class FakeConn {
       this.violations.push(`stream ${s.id} opened before CONNACK`);
     if (!serverOpened && fs.index > 0 && this.broker.opts.mode === "single")
       this.violations.push(`single-stream client opened stream ${s.id}`);
+    if (!serverOpened && fs.index > 0 && s.bidi && this.broker.opts.refuseBidi) {
+      s.on("error", () => {});
+      s.stopSending(0xb5);
+      s.reset(0xb5);
+      return fs;
+    }
     if (!serverOpened || s.bidi) {
       const parser = createParser(fs.index === 0 ? {} : { protocolVersion: this.version });
       parser.on("packet", (p: Packet) => this.onPacket(fs, p));
       parser.on("error", (e: Error) => this.violations.push(`malformed on stream ${s.id}: ${e.message}`));
-      s.on("data", (b: Buffer) => parser.parse(b));
+      let head: Buffer | undefined = !serverOpened && fs.index > 0 ? Buffer.alloc(0) : undefined;
+      s.on("data", (b: Buffer) => {
+        if (head !== undefined) {
+          // An optional flow header first (mqtt.ai "simple multistreams").
+          const buf = Buffer.concat([head, b]);
+          if (buf.length > 0 && isFlowHeaderStart(buf[0]!)) {
+            const r = decodeFlowHeader(buf);
+            if (r.kind === "incomplete") {
+              head = buf;
+              return;
+            }
+            if (r.kind === "invalid") {
+              this.violations.push(`bad flow header on stream ${s.id}: ${r.reason}`);
+              head = undefined;
+              return;
+            }
+            fs.flow = r.header;
+            b = buf.subarray(r.header.length);
+          } else b = buf;
+          head = undefined;
+        }
+        parser.parse(b);
+      });
       s.on("end", () => {
         fs.ended = true;
       });
@@ -132,15 +173,16 @@ export class FakeConn {
   private onPacket(fs: FakeStream, p: Packet): void {
     this.log.push({ stream: fs.index, dir: "in", packet: p });
     const multi = this.broker.opts.mode !== "single";
+    const uniDialect = this.conn.alpn === "MQTT-next";
     if (fs.index === 0 && fs.packets.length === 0 && p.cmd !== "connect")
       this.violations.push(`first packet on the control stream is ${p.cmd}`);
     fs.packets.push(p);
-    if (multi && fs.index === 0 && !CONTROL_CLASS.has(p.cmd))
+    if (multi && fs.index === 0 && !CONTROL_CLASS.has(p.cmd) && !(uniDialect && ACKS.has(p.cmd)))
       this.violations.push(`${p.cmd} on the control stream`);
     if (multi && fs.index > 0 && CONTROL_CLASS.has(p.cmd))
       this.violations.push(`${p.cmd} on data stream ${fs.id}`);
-    // Every answer goes back on the stream the packet came on.
-    const reply = fs;
+    // Every answer goes back on the stream the packet came on (the control stream for a uni one).
+    const reply = fs.bidi ? fs : this.streams[0]!;
     switch (p.cmd) {
       case "connect": {
         if (fs.index !== 0) return;
@@ -188,7 +230,7 @@ export class FakeConn {
           this.subs.push({
             filter: s.topic,
             qos: s.qos,
-            stream: fs,
+            stream: reply,
             subId: p.properties?.subscriptionIdentifier,
           });
           granted.push(s.qos);
@@ -251,7 +293,7 @@ export class FakeQuicBroker {
     const endpoint = await QuicEndpoint.listen({
       port: 0,
       host: "127.0.0.1",
-      alpn: ["mqtt"],
+      alpn: opts.alpn ?? ["mqtt"],
       cert: [leaf.der],
       key: leaf.key,
       crypto: nodeProvider,
