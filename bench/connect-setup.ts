@@ -23,7 +23,7 @@
  * the subscriber across the same link).
  *
  *   npx tsx bench/connect-setup.ts                 RTT 10,50,200 ms, 30 repetitions per mode and QoS
- *   npx tsx bench/connect-setup.ts --quick         CI smoke (< 45 s): RTT 50 ms, 4 repetitions, 1.5 s rate runs
+ *   npx tsx bench/connect-setup.ts --quick         CI smoke (< 45 s): RTT 50 ms, 4 repetitions, 1 s rate runs
  *   --rtt 10,50 --reps 50 --warmup 2 --modes quic,tls-ours --rate-seconds 8 --concurrency 16
  *   --no-rate / --no-setup   skip one part
  *
@@ -66,6 +66,8 @@ interface Sample {
   deliverMs: number;
   /** connect() → PUBACK (QoS 1), ms. */
   pubackMs?: number;
+  /** CPU time of the measuring process (client + subscriber) from connect() to delivery, ms. */
+  cpuMs: number;
 }
 
 /** What the measuring process reports for one RTT. */
@@ -174,6 +176,7 @@ async function runClient(argv: string[]): Promise<void> {
             );
           });
           delivered.catch(() => {});
+          const cpu0 = process.cpuUsage();
           const t0 = now();
           conn = await m.open(env, `setup-${m.id}-${process.pid}-${seq}`);
           const tConnack = now();
@@ -182,6 +185,7 @@ async function runClient(argv: string[]): Promise<void> {
             tPuback = now();
           });
           const tDeliver = await delivered;
+          const cpu = process.cpuUsage(cpu0);
           await acked;
           if (measured) {
             samples.push({
@@ -189,6 +193,7 @@ async function runClient(argv: string[]): Promise<void> {
               qos,
               connackMs: round2(tConnack - t0),
               deliverMs: round2(tDeliver - t0),
+              cpuMs: round2((cpu.user + cpu.system) / 1000),
               ...(qos === 1 && tPuback !== undefined ? { pubackMs: round2(tPuback - t0) } : {}),
             });
           }
@@ -238,14 +243,20 @@ async function rateRun(
 ): Promise<RateResult> {
   const mode = modeById(modeId);
   // Warm-up (JIT, session tables): a few sequential connects, not counted.
-  for (let i = 0; i < 3; i++) await (await mode.open(env, `rate-warm-${modeId}-${i}`)).end();
+  let firstError: string | undefined;
+  for (let i = 0; i < 3; i++) {
+    try {
+      await (await mode.open(env, `rate-warm-${modeId}-${i}`)).end();
+    } catch (e) {
+      firstError ??= `warm-up: ${(e as Error).message}`;
+    }
+  }
   const cpu0 = cpuSecondsOf(brokerPid);
   const self0 = process.cpuUsage();
   const t0 = now();
   const end = t0 + seconds * 1000;
   let connects = 0;
   let failures = 0;
-  let firstError: string | undefined;
   let id = 0;
   const lat: number[] = [];
   await Promise.all(
@@ -426,6 +437,8 @@ interface SetupCell {
   deliver?: Stat;
   puback?: Stat;
   failures: number;
+  /** CPU of the measuring process per connection (client side + subscriber), ms. */
+  clientCpu?: Stat;
   /** deliver p50 / RTT. */
   deliverRtts?: number;
   connackRtts?: number;
@@ -460,7 +473,7 @@ async function main(argv: string[]): Promise<void> {
   const rtts = (arg(argv, "--rtt") ?? (quick ? "50" : "10,50,200")).split(",").map(Number);
   const reps = num(argv, "--reps", quick ? 4 : 30);
   const warmup = num(argv, "--warmup", quick ? 1 : 2);
-  const rateSeconds = num(argv, "--rate-seconds", quick ? 1.5 : 8);
+  const rateSeconds = num(argv, "--rate-seconds", quick ? 1 : 8);
   const concurrency = num(argv, "--concurrency", quick ? 8 : 16);
   const doSetup = !argv.includes("--no-setup");
   const doRate = !argv.includes("--no-rate");
@@ -498,7 +511,13 @@ async function main(argv: string[]): Promise<void> {
   try {
     if (doSetup) {
       const link: NetLink = await EmulatedLink.create({ name: "mqs", delayMs: rtts[0] / 2 });
-      linkInfo = { emulated: link.emulated, description: link.emulated ? link.describe() : link.reason };
+      linkInfo = {
+        emulated: link.emulated,
+        // describe() names the delay at creation; the delay is set per RTT below.
+        description: link.emulated
+          ? `${link.describe().replace(/: .*$/, "")}: RTT/2 delay each way, set per RTT, no loss`
+          : link.reason,
+      };
       try {
         if (!link.emulated) notes.push(`NOT EMULATED (${link.reason}): loopback without delay`);
         progress(link.emulated ? link.describe() : `loopback: ${link.reason}`);
@@ -548,6 +567,7 @@ async function main(argv: string[]): Promise<void> {
               const ss = r.samples.filter((s) => s.mode === mode && s.qos === qos);
               const deliver = stat(ss.map((s) => s.deliverMs));
               const connack = stat(ss.map((s) => s.connackMs));
+              const clientCpu = stat(ss.map((s) => s.cpuMs));
               const puback =
                 qos === 1
                   ? stat(ss.flatMap((s) => (s.pubackMs === undefined ? [] : [s.pubackMs])))
@@ -559,6 +579,7 @@ async function main(argv: string[]): Promise<void> {
                 ...(connack ? { connack, connackRtts: round2(connack.p50 / rttMs) } : {}),
                 ...(deliver ? { deliver, deliverRtts: round2(deliver.p50 / rttMs) } : {}),
                 ...(puback ? { puback } : {}),
+                ...(clientCpu ? { clientCpu } : {}),
                 failures: r.failures.filter((f) => f.mode === mode && f.qos === qos).length,
                 modelRtts: modeById(mode).modelRtts,
               });
@@ -696,6 +717,8 @@ function report(r: SetupResult, suffix: string, quick: boolean): void {
     "min",
     "in RTTs",
     "model",
+    "over model ms",
+    "client CPU ms",
     "vs quic",
     "fail",
   ];
@@ -715,6 +738,8 @@ function report(r: SetupResult, suffix: string, quick: boolean): void {
       fmt(c.deliver?.min),
       fmt(c.deliverRtts, 2),
       String(c.modelRtts),
+      fmt(c.deliver === undefined ? undefined : c.deliver.p50 - c.modelRtts * c.rttMs),
+      fmt(c.clientCpu?.p50),
       c.mode === "quic" || quic === undefined || c.deliver === undefined
         ? ""
         : `${fmt(c.deliver.p50 / quic, 2)}x, ${c.deliver.p50 - quic >= 0 ? "+" : ""}${fmt((c.deliver.p50 - quic) / c.rttMs, 2)} RTT`,
@@ -787,6 +812,10 @@ function report(r: SetupResult, suffix: string, quick: boolean): void {
     for (const n of r.rateNotes) md.push(`${n}`);
     md.push("");
   }
+  md.push(
+    `Machine: ${r.machine.cpu}, ${r.machine.cores} cores, Node ${r.machine.node}; load average at the end ${r.loadavg.map((x) => x.toFixed(1)).join(" / ")} (the machine is shared: CPU contention adds to every handshake's computing time, most where the handshake costs the most CPU). "over model ms": the median minus model × RTT, i.e. the time not explained by round trips (computing, scheduling). "client CPU ms": median CPU time the measuring process (client and subscriber) spent from connect() to the delivery.`,
+  );
+  md.push("");
   for (const n of r.notes) md.push(`Note: ${n}`);
   if (r.failures.length > 0)
     md.push(`Failures: ${r.failures.length} (first: ${r.failures[0].mode}: ${r.failures[0].error}).`);
