@@ -308,6 +308,53 @@ export function protect(keys: PacketKeys, buf: Uint8Array, layout: PacketLayout,
   return end;
 }
 
+/**
+ * `protect` for a payload built elsewhere (e.g. in a scratch writer): seals `payload` straight
+ * into `buf` after the header `layout` describes, so the plaintext is never copied into the
+ * datagram first (node:crypto's cipher writes its output into a fresh buffer anyway; copying the
+ * plaintext into `buf` beforehand only to have it overwritten is one copy per packet too many).
+ * Same result, byte for byte, as writing `payload` at `layout.payloadOffset` and calling
+ * `protect(keys, buf, layout, layout.payloadOffset + payload.length)`, which it falls back to
+ * for a payload shorter than the header-protection sample needs (it must be padded in `buf`).
+ * `payload` must not overlap `buf`'s header bytes.
+ * @returns the offset one past the protected packet.
+ * @throws RangeError as `protect`.
+ */
+export function protectPayload(
+  keys: PacketKeys,
+  buf: Uint8Array,
+  layout: PacketLayout,
+  payload: Uint8Array,
+): number {
+  const { start, pnOffset, pnLength, payloadOffset } = layout;
+  const payloadEnd = payloadOffset + payload.length;
+  if (payload.length < minPayloadLength(pnLength) || !keys.aead.sealInto) {
+    if (payloadEnd > buf.length) throw new RangeError("no room for the payload");
+    buf.set(payload, payloadOffset);
+    return protect(keys, buf, layout, payloadEnd);
+  }
+  const end = payloadEnd + AEAD_TAG_LENGTH;
+  if (end > buf.length) throw new RangeError("no room for the AEAD tag");
+  if (layout.lengthOffset >= 0) {
+    const length = end - pnOffset;
+    if (length > 0x3fff) throw new RangeError(`Length ${length} does not fit in 2 bytes`);
+    buf[layout.lengthOffset] = 0x40 | (length >>> 8);
+    buf[layout.lengthOffset + 1] = length & 0xff;
+  }
+  keys.aead.sealInto(
+    keys.nonceFor(layout.packetNumber),
+    buf.subarray(start, payloadOffset),
+    payload,
+    buf,
+    payloadOffset,
+  );
+  const sampleAt = pnOffset + SAMPLE_OFFSET;
+  const mask = keys.hp.mask(buf.subarray(sampleAt, sampleAt + SAMPLE_LENGTH));
+  buf[start] ^= mask[0] & ((buf[start] & 0x80) !== 0 ? 0x0f : 0x1f);
+  for (let i = 0; i < pnLength; i++) buf[pnOffset + i] ^= mask[1 + i];
+  return end;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Unprotecting
 
