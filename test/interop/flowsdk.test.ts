@@ -9,7 +9,8 @@
  *   deliveries, or its PUBLISHes and their acks (the EMQX multi-stream rules of DESIGN.md).
  *
  * Every direction (flowsdk pub -> our client, our client pub -> flowsdk sub, flowsdk -> flowsdk),
- * QoS 0, 1 and 2, MQTT 5 and 3.1.1. Certificates are verified for real: a test CA from
+ * with our client in each of its stream modes (per-topic, multi, single), QoS 0, 1 and 2, MQTT 5
+ * and 3.1.1. Certificates are verified for real: a test CA from
  * src/tls/certgen.ts is flowsdk's `--ca` and our client's `ca`.
  *
  * The client program is interop/flowsdk-client (built by its build.sh, run by .ci/run). These
@@ -22,7 +23,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { nodeProvider } from "../../src/crypto/node.js";
 import { SeededRng } from "../../src/crypto/random.js";
-import { connect, type MqttClient } from "../../src/mqtt/client/index.js";
+import { connect, type MqttClient, type StreamMode } from "../../src/mqtt/client/index.js";
 import { Broker } from "../../src/mqtt/index.js";
 import { generateTestCA, issueLeaf } from "../../src/tls/certgen.js";
 import { waitFor } from "../mqtt/client/helpers.js";
@@ -208,18 +209,21 @@ describe("flowsdk clients (single-stream and multi-stream) through our broker ov
   const versions: Version[] = ["5", "3.1.1"];
   const modes: Mode[] = ["single", "multi"];
   const levels = [0, 1, 2];
+  /** Our client's stream modes (DESIGN.md): one stream, EMQX-style control + data, per-topic. */
+  const ourModes: StreamMode[] = ["per-topic", "multi", "single"];
 
   for (const version of versions) {
     const protocolVersion = version === "5" ? 5 : 4;
 
-    for (const mode of modes) {
-      it(`MQTT ${version}, flowsdk ${mode} pub -> our broker -> our client sub at QoS 0, 1, 2`, async () => {
+    for (const [mode, streamMode] of modes.flatMap((m) => ourModes.map((o) => [m, o] as const))) {
+      it(`MQTT ${version}, flowsdk ${mode} pub -> our broker -> our ${streamMode} client sub at QoS 0, 1, 2`, async () => {
         const k = n++;
         const base = `fs/${k}`;
         const sub = await connect(`mqtt+quic://127.0.0.1:${port}`, {
           ca: caText,
           clientId: `ours-sub-${k}`,
           protocolVersion,
+          streamMode,
           reconnect: false,
         });
         try {
@@ -244,7 +248,7 @@ describe("flowsdk clients (single-stream and multi-stream) through our broker ov
         }
       });
 
-      it(`MQTT ${version}, our client pub -> our broker -> flowsdk ${mode} sub at QoS 0, 1, 2`, async () => {
+      it(`MQTT ${version}, our ${streamMode} client pub -> our broker -> flowsdk ${mode} sub at QoS 0, 1, 2`, async () => {
         const k = n++;
         const base = `ours/${k}`;
         const clients: MqttClient[] = [];
@@ -254,6 +258,7 @@ describe("flowsdk clients (single-stream and multi-stream) through our broker ov
             ca: caText,
             clientId: `ours-pub-${k}`,
             protocolVersion,
+            streamMode,
             reconnect: false,
           });
           clients.push(pub);
