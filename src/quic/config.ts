@@ -86,6 +86,13 @@ export interface ConnectionConfig {
    * Ignored when expired or issued for another server name.
    */
   sessionTicket?: SessionTicket;
+  /**
+   * 0-RTT (RFC 9001 §4.6). Client: send stream data in 0-RTT packets when `sessionTicket`
+   * allows it — such data can be replayed by an attacker, so only for idempotent requests.
+   * Server: issue tickets that allow 0-RTT and accept it from fresh, unreplayed resumptions.
+   * Off by default.
+   */
+  earlyData?: boolean;
   /** Server: certificate chain, leaf first (DER). */
   certificateChain?: readonly Uint8Array[];
   /** Server: the leaf certificate's private key. */

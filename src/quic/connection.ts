@@ -115,6 +115,11 @@ export type ConnectionEvent =
       peerCertificates: readonly Uint8Array[];
       /** True when the TLS session was resumed from a ticket (no certificate was sent). */
       resumed: boolean;
+      /**
+       * 0-RTT: "accepted" (the server processed our early data), "rejected" (it did not; the
+       * client resent it in 1-RTT packets), or "none" (not attempted).
+       */
+      earlyData: "accepted" | "rejected" | "none";
     }
   /** The handshake is confirmed (RFC 9001 §4.1.2). */
   | { type: "handshake_confirmed" }
@@ -161,6 +166,26 @@ const LEVEL_OF_SPACE: Readonly<Record<PnSpace, "initial" | "handshake" | "applic
   [PnSpace.Handshake]: "handshake",
   [PnSpace.ApplicationData]: "application",
 };
+/**
+ * The limits a client may assume in 0-RTT (RFC 9000 §7.4.1), encoded to seal into tickets: the
+ * server accepts a ticket's 0-RTT only while its own limits are still exactly these.
+ */
+function earlyDataLimits(p: TransportParameters): Uint8Array {
+  const w = new Writer(64);
+  for (const v of [
+    p.initialMaxData,
+    p.initialMaxStreamDataBidiLocal,
+    p.initialMaxStreamDataBidiRemote,
+    p.initialMaxStreamDataUni,
+    p.initialMaxStreamsBidi,
+    p.initialMaxStreamsUni,
+    p.activeConnectionIdLimit,
+    p.maxDatagramFrameSize ?? 0,
+  ])
+    w.varint(v);
+  return w.finish();
+}
+
 const PACKET_TYPE_OF_SPACE: Readonly<Record<PnSpace, PacketType>> = {
   [PnSpace.Initial]: "initial",
   [PnSpace.Handshake]: "handshake",
@@ -274,6 +299,10 @@ export class Connection {
   private closeFrame: (Frame & { type: "connection_close" }) | undefined;
   private closeSendPending = false;
   private sessionTicketEvents = 0;
+  /** 0-RTT packet keys: the client's write keys, or the server's read keys (RFC 9001 §4.6). */
+  private zeroRttKeys: PacketKeys | undefined;
+  /** Where 0-RTT stands: not attempted, offered and undecided, or decided. */
+  private earlyData: "none" | "pending" | "accepted" | "rejected" = "none";
 
   /** Statistics for benchmarks and tests. */
   readonly stats = {
@@ -363,6 +392,7 @@ export class Connection {
         transportParameters: encodeTransportParameters(this.localParams),
         cipherSuites: config.cipherSuites ? [...config.cipherSuites] : undefined,
         sessionTicket: config.sessionTicket,
+        earlyData: config.earlyData === true,
       });
     } else {
       if (!config.certificateChain || !config.privateKey) {
@@ -377,9 +407,28 @@ export class Connection {
         ticketKeys: config.ticketKeys,
         transportParameters: encodeTransportParameters(this.localParams),
         cipherSuites: config.cipherSuites ? [...config.cipherSuites] : undefined,
+        ...(config.earlyData ? this.earlyDataServerConfig() : {}),
       });
     }
     this.armIdle(now);
+  }
+
+  /**
+   * Server TLS settings for 0-RTT (RFC 9001 §4.6.1): tickets allow it (max_early_data_size must
+   * be 0xffffffff in QUIC), carry the limits the client will assume, and a ticket's early data is
+   * accepted only if those limits still hold (RFC 9000 §7.4.1: the server must not reduce them).
+   */
+  private earlyDataServerConfig(): {
+    maxEarlyDataSize: number;
+    ticketAppData: Uint8Array;
+    acceptEarlyData: (appData: Uint8Array) => boolean;
+  } {
+    const limits = earlyDataLimits(this.localParams);
+    return {
+      maxEarlyDataSize: 0xffffffff,
+      ticketAppData: limits,
+      acceptEarlyData: (appData) => bytesEqual(appData, limits),
+    };
   }
 
   /**
@@ -525,9 +574,9 @@ export class Connection {
           continue;
         case "unsupported-version":
           continue;
-        case "0rtt":
-          continue; // 0-RTT is not offered yet: we never accept it (RFC 9001 §4.6.2).
         default: {
+          // Servers never send 0-RTT (RFC 9000 §17.2.3).
+          if (header.type === "0rtt" && this.role === "client") continue;
           const r = this.receivePacket(now, datagram, header);
           if (r === "processed") processed = true;
           else if (r === "deferred") deferred = true;
@@ -562,7 +611,14 @@ export class Connection {
     const space = this.spaceOf(header);
     if (header.type !== "1rtt" && header.version !== this.version) return this.drop("version mismatch");
     if (space.discarded) return this.drop("keys discarded");
-    if (!space.readKeys) return "deferred";
+    const zeroRtt = header.type === "0rtt";
+    if (zeroRtt && !this.zeroRttKeys) {
+      // Before the ClientHello is processed the keys may still come (RFC 9001 §5.7); after, the
+      // server declined or already dropped 0-RTT, and the client will resend in 1-RTT.
+      return (this.tls as TlsServer).cipherSuite === undefined ? "deferred" : this.drop("no 0-RTT keys");
+    }
+    const readKeys = zeroRtt ? this.zeroRttKeys : space.readKeys;
+    if (!readKeys) return "deferred";
     if (
       header.type === "initial" &&
       this.role === "client" &&
@@ -576,9 +632,9 @@ export class Connection {
     let pn: number;
     let payload: Uint8Array;
     if (header.type === "1rtt") {
-      const unmasked = removeHeaderProtection(space.readKeys.hp, buf, header, largest);
+      const unmasked = removeHeaderProtection(readKeys.hp, buf, header, largest);
       if (unmasked === undefined) return this.drop("too short");
-      let keys = space.readKeys;
+      let keys = readKeys;
       let update = false;
       if (unmasked.keyPhase !== this.keyPhase) {
         // RFC 9001 §6.3: an older packet of the previous phase, or the peer's key update.
@@ -589,7 +645,7 @@ export class Connection {
         ) {
           keys = this.prevReadKeys;
         } else {
-          this.nextReadKeys ??= space.readKeys.nextGeneration();
+          this.nextReadKeys ??= readKeys.nextGeneration();
           keys = this.nextReadKeys;
           update = true;
         }
@@ -600,7 +656,7 @@ export class Connection {
         throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "reserved bits set in packet header");
       }
       if (update) this.onPeerKeyUpdate(now, unmasked.packetNumber);
-      else if (keys === space.readKeys && unmasked.packetNumber < this.keyPhaseStartPn) {
+      else if (keys === readKeys && unmasked.packetNumber < this.keyPhaseStartPn) {
         // RFC 9001 §6.1, §6.5: the first packet of the phase we initiated; old read keys are
         // kept for three PTOs from now.
         this.keyPhaseStartPn = unmasked.packetNumber;
@@ -611,7 +667,7 @@ export class Connection {
       pn = unmasked.packetNumber;
       payload = plain;
     } else {
-      const r = unprotect(space.readKeys, buf, header, largest);
+      const r = unprotect(readKeys, buf, header, largest);
       if (r.status === "drop") return this.drop(r.reason);
       if (r.status === "violation") throw r.error;
       pn = r.packetNumber;
@@ -639,7 +695,7 @@ export class Connection {
         length: payload.length,
       });
 
-    const packetType = PACKET_TYPE_OF_SPACE[space.id];
+    const packetType = zeroRtt ? "zero_rtt" : PACKET_TYPE_OF_SPACE[space.id];
     let ackEliciting = false;
     const it = new FrameIterator(payload);
     let count = 0;
@@ -877,7 +933,10 @@ export class Connection {
   private onTlsEvent(now: number, ev: TlsEvent): void {
     switch (ev.type) {
       case "secret": {
-        if (ev.level === "early") return; // 0-RTT not offered yet.
+        if (ev.level === "early") {
+          this.onEarlySecret(now, ev.secret, ev.suite);
+          return;
+        }
         const keys = derivePacketKeys(
           this.config.provider,
           this.version,
@@ -888,6 +947,8 @@ export class Connection {
         const space = this.spaces[ev.level === "handshake" ? PnSpace.Handshake : PnSpace.ApplicationData];
         if (ev.direction === "read") space.readKeys = keys;
         else space.writeKeys = keys;
+        // RFC 9001 §4.9.3: a client discards 0-RTT keys once it has 1-RTT keys.
+        if (ev.level === "application" && this.role === "client") this.zeroRttKeys = undefined;
         if (ev.level === "handshake") this.loss.setHasHandshakeKeys();
         this.keylogSecret(ev.level, ev.direction, ev.secret);
         if (ev.direction === "read" && this.undecryptable.length > 0) this.replayUndecryptable(now);
@@ -907,6 +968,7 @@ export class Connection {
           suite: ev.suite.name,
           peerCertificates: ev.peerCertificates,
           resumed: ev.resumed,
+          earlyData: this.earlyData === "pending" ? "rejected" : this.earlyData,
         });
         if (this.role === "server") {
           // RFC 9001 §4.1.2: the server's handshake is confirmed when it completes.
@@ -920,6 +982,41 @@ export class Connection {
         return;
       case "ticket_issued":
         return;
+      case "early_data":
+        this.onEarlyDataDecision(now, ev.accepted);
+        return;
+    }
+  }
+
+  /** The 0-RTT secret: the client's to write with, the server's to read with. */
+  private onEarlySecret(now: number, secret: Uint8Array, suite: CipherSuite): void {
+    if (this.role === "client") {
+      // RFC 9000 §7.4.1: in 0-RTT the client assumes the limits the server had on the ticket's
+      // connection; without them it cannot send stream data, so it does not try.
+      const remembered = this.config.sessionTicket?.peerTransportParameters;
+      if (!remembered) return;
+      try {
+        this.streams.setPeerLimits(decodeTransportParameters(remembered, "server"));
+      } catch {
+        return; // a ticket with parameters we cannot read: just no 0-RTT
+      }
+    }
+    this.zeroRttKeys = derivePacketKeys(this.config.provider, this.version, suite.aead, suite.hash, secret);
+    this.earlyData = "pending";
+    this.keylogSecret("early", this.role === "client" ? "write" : "read", secret);
+    if (this.role === "server" && this.undecryptable.length > 0) this.replayUndecryptable(now);
+  }
+
+  /** The server's answer to our 0-RTT (client), or our own (server). */
+  private onEarlyDataDecision(now: number, accepted: boolean): void {
+    if (this.earlyData === "none" && this.role === "client") return; // keys were never set up
+    this.earlyData = accepted ? "accepted" : "rejected";
+    if (accepted) return;
+    this.zeroRttKeys = undefined;
+    if (this.role === "client") {
+      // RFC 9002 §6.4 / RFC 9001 §4.6.2: the server dropped our 0-RTT packets. They leave
+      // bytes_in_flight without a congestion signal, and their data goes out again in 1-RTT.
+      this.onLost(this.loss.discardPackets(PnSpace.ApplicationData, now));
     }
   }
 
@@ -1279,14 +1376,18 @@ export class Connection {
     let padTo = 0;
     for (const id of PN_SPACES) {
       const space = this.spaces[id];
-      if (space.discarded || !space.writeKeys) continue;
+      if (space.discarded || !this.writeKeysOf(space)) continue;
       if (!this.spaceWantsToSend(space, ackOnly, now)) continue;
       if (id === PnSpace.Initial && (this.role === "client" || this.hasAckElicitingToSend(space, ackOnly))) {
         // RFC 9000 §14.1: datagrams with a client Initial (or a server's ack-eliciting Initial)
         // are padded to at least 1200 bytes.
         padTo = MIN_INITIAL_DATAGRAM;
       }
-      const isLast = !this.laterSpaceWantsToSend(id, ackOnly, now);
+      // A client's first Initial is padded on its own even when 0-RTT could follow, so that a
+      // 0-RTT packet that ends up empty can never leave it short; 0-RTT goes in the next datagram.
+      const isLast =
+        !this.laterSpaceWantsToSend(id, ackOnly, now) ||
+        (id === PnSpace.Initial && this.role === "client" && this.zeroRttKeys !== undefined);
       const minEnd = isLast && padTo > 0 ? Math.min(size, padTo) : 0;
       const r = this.buildPacket(now, space, buf, at, size, ackOnly, minEnd);
       if (!r) continue;
@@ -1385,9 +1486,15 @@ export class Connection {
   private laterSpaceWantsToSend(id: PnSpace, ackOnly: boolean, now: number): boolean {
     for (let j = id + 1; j <= PnSpace.ApplicationData; j++) {
       const s = this.spaces[j as PnSpace];
-      if (!s.discarded && s.writeKeys && this.spaceWantsToSend(s, ackOnly, now)) return true;
+      if (!s.discarded && this.writeKeysOf(s) && this.spaceWantsToSend(s, ackOnly, now)) return true;
     }
     return false;
+  }
+
+  /** The keys to protect `space`'s next packet with: its own, or 0-RTT keys (client, before 1-RTT). */
+  private writeKeysOf(space: Space): PacketKeys | undefined {
+    if (space.writeKeys) return space.writeKeys;
+    return space.id === PnSpace.ApplicationData ? this.zeroRttKeys : undefined;
   }
 
   private hasAckElicitingToSend(space: Space, ackOnly: boolean): boolean {
@@ -1395,7 +1502,10 @@ export class Connection {
     if (ackOnly) return false;
     if (space.hasCryptoToSend) return true;
     if (space.id !== PnSpace.ApplicationData) return false;
-    if (!this.handshakeComplete && this.role === "client") return this.pingPending;
+    if (!this.handshakeComplete && this.role === "client") {
+      // Before the handshake completes a client sends application data only in 0-RTT.
+      return this.pingPending || (this.zeroRttKeys !== undefined && this.streams.hasPendingFrames());
+    }
     return (
       this.handshakeDonePending ||
       this.pingPending ||
@@ -1443,14 +1553,16 @@ export class Connection {
     ackOnly: boolean,
     minEnd: number,
   ): { end: number; ackEliciting: boolean } | undefined {
-    const keys = space.writeKeys!;
+    // 0-RTT (RFC 9000 §17.2.3): a client's Application Data before it has 1-RTT keys.
+    const zeroRtt = space.id === PnSpace.ApplicationData && !space.writeKeys;
+    const keys = this.writeKeysOf(space) as PacketKeys;
     const pn = space.nextPn;
     const largestAcked = this.loss.largestAcked(space.id);
     const pnLength = encodePacketNumberLength(pn, largestAcked ?? -1);
     const dcid = this.peerCids.current.cid;
-    const isLong = space.id !== PnSpace.ApplicationData;
+    const isLong = space.id !== PnSpace.ApplicationData || zeroRtt;
     const token = space.id === PnSpace.Initial && this.role === "client" ? this.retryToken : undefined;
-    const longType = space.id === PnSpace.Initial ? "initial" : "handshake";
+    const longType = space.id === PnSpace.Initial ? "initial" : zeroRtt ? "0rtt" : "handshake";
     const headerLen = isLong
       ? longHeaderLength({
           type: longType,
@@ -1473,7 +1585,11 @@ export class Connection {
 
     // An ACK goes out when due; otherwise it rides along with ack-eliciting frames (§13.2.1:
     // never an ACK alone in answer to packets that were not ack-eliciting).
-    if (ackDue(space, now) || (space.acks.ackPending() && this.hasAckElicitingToSend(space, ackOnly))) {
+    // (No ACK frames in 0-RTT packets, RFC 9000 §17.2.3.)
+    if (
+      !zeroRtt &&
+      (ackDue(space, now) || (space.acks.ackPending() && this.hasAckElicitingToSend(space, ackOnly)))
+    ) {
       const ack = space.acks.buildAck(
         now,
         space.id === PnSpace.ApplicationData ? this.settings.ackDelayExponent : 3,
@@ -1496,7 +1612,10 @@ export class Connection {
         tokens.push({ k: "crypto", space: space.id, offset: chunk.offset, length: chunk.data.length });
         ackEliciting = true;
       }
-      if (space.id === PnSpace.ApplicationData && (this.handshakeComplete || this.role === "server")) {
+      if (
+        space.id === PnSpace.ApplicationData &&
+        (this.handshakeComplete || this.role === "server" || zeroRtt)
+      ) {
         this.fillApplicationFrames(w, tokens);
         if (tokens.some((t) => t.k !== "ack")) ackEliciting = true;
       }
@@ -1569,23 +1688,27 @@ export class Connection {
         tokens.push({ k: "handshake_done" });
       }
     }
-    if (!this.handshakeComplete) return;
-    while (this.pendingPathResponses.length > 0) {
-      if (!this.put({ type: "path_response", data: this.pendingPathResponses[0] })) break;
-      this.pendingPathResponses.shift();
+    if (this.handshakeComplete) {
+      while (this.pendingPathResponses.length > 0) {
+        if (!this.put({ type: "path_response", data: this.pendingPathResponses[0] })) break;
+        this.pendingPathResponses.shift();
+      }
+      while (this.pendingRetireCids.length > 0) {
+        const sequence = this.pendingRetireCids[0];
+        if (!this.put({ type: "retire_connection_id", sequence })) break;
+        this.pendingRetireCids.shift();
+        tokens.push({ k: "retire_cid", sequence });
+      }
+      while (this.pendingNewCids.length > 0) {
+        const frame = this.pendingNewCids[0];
+        if (!this.put(frame)) break;
+        this.pendingNewCids.shift();
+        tokens.push({ k: "new_cid", frame });
+      }
+    } else if (this.role === "server" && this.earlyData !== "accepted") {
+      return; // no streams can exist yet: nothing for 0.5-RTT
     }
-    while (this.pendingRetireCids.length > 0) {
-      const sequence = this.pendingRetireCids[0];
-      if (!this.put({ type: "retire_connection_id", sequence })) break;
-      this.pendingRetireCids.shift();
-      tokens.push({ k: "retire_cid", sequence });
-    }
-    while (this.pendingNewCids.length > 0) {
-      const frame = this.pendingNewCids[0];
-      if (!this.put(frame)) break;
-      this.pendingNewCids.shift();
-      tokens.push({ k: "new_cid", frame });
-    }
+    // From here on: frames allowed in 0-RTT (client) and 0.5-RTT (server, answering 0-RTT).
     for (let c = this.streams.pollControlFrame(); c; c = this.streams.pollControlFrame()) {
       if (!this.put(controlToFrame(c))) {
         this.streams.onControlFrameLost(c);
@@ -1867,7 +1990,7 @@ export class Connection {
   // Debugging aids
 
   private keylogSecret(
-    level: "handshake" | "application",
+    level: "early" | "handshake" | "application",
     direction: "read" | "write",
     secret: Uint8Array,
   ): void {
@@ -1876,13 +1999,15 @@ export class Connection {
     if (!random) return;
     const clientSide = (this.role === "client") === (direction === "write");
     const label =
-      level === "handshake"
-        ? clientSide
-          ? "CLIENT_HANDSHAKE_TRAFFIC_SECRET"
-          : "SERVER_HANDSHAKE_TRAFFIC_SECRET"
-        : clientSide
-          ? "CLIENT_TRAFFIC_SECRET_0"
-          : "SERVER_TRAFFIC_SECRET_0";
+      level === "early"
+        ? "CLIENT_EARLY_TRAFFIC_SECRET"
+        : level === "handshake"
+          ? clientSide
+            ? "CLIENT_HANDSHAKE_TRAFFIC_SECRET"
+            : "SERVER_HANDSHAKE_TRAFFIC_SECRET"
+          : clientSide
+            ? "CLIENT_TRAFFIC_SECRET_0"
+            : "SERVER_TRAFFIC_SECRET_0";
     this.config.keylog(`${label} ${toHex(random)} ${toHex(secret)}`);
   }
 

@@ -56,6 +56,11 @@ export interface PairOptions {
   sessionTicket?: SessionTicket;
   /** Virtual time at which the client connects (default 0). */
   startAt?: number;
+  /** 0-RTT on the client (with `sessionTicket`) and on the server. */
+  earlyData?: boolean;
+  serverEarlyData?: boolean;
+  /** Called with the client connection right after connect, before anything is sent. */
+  beforeStart?: (client: Connection) => void;
 }
 
 /** Client and server endpoints joined by a simulated link. */
@@ -87,6 +92,7 @@ export class Pair {
         transport: { ...opts.transport, ...opts.serverTransport },
         retry: opts.retry,
         faultInjection: opts.serverFaultInjection,
+        earlyData: opts.serverEarlyData,
       },
       staticKey: opts.staticKey,
     });
@@ -116,7 +122,9 @@ export class Pair {
       verifier,
       transport: { ...opts.transport, ...opts.clientTransport },
       sessionTicket: opts.sessionTicket,
+      earlyData: opts.earlyData,
     });
+    opts.beforeStart?.(this.clientConn);
   }
 
   private drain(ep: Endpoint, events: ConnectionEvent[], isServer: boolean): void {

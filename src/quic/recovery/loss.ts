@@ -412,6 +412,20 @@ export class LossDetector<T> {
   }
 
   /**
+   * RFC 9002 §6.4: 0-RTT was rejected, so every packet still outstanding in `space` (Application
+   * Data: until 1-RTT keys, only 0-RTT packets were sent there) was dropped by the server. They
+   * leave bytes_in_flight without a congestion signal; returns them so their data is sent again.
+   */
+  discardPackets(space: PnSpace, now: number): SentPacket<T>[] {
+    const dropped = this.sent[space].clear();
+    this.cc.onPacketsDiscarded(dropped);
+    this.lastAckElicitingTime[space] = undefined;
+    this.lossTime[space] = undefined;
+    this.setLossDetectionTimer(now);
+    return dropped;
+  }
+
+  /**
    * RFC 9002 §6.3: a client that accepted a Retry resets congestion control and loss recovery
    * (the RTT estimator too; the caller MAY then seed it, `rtt.reset(measuredRtt)`). Packet
    * numbers keep increasing (RFC 9000 §17.2.5.3). Returns every outstanding packet, per space,
