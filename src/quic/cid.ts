@@ -19,6 +19,20 @@ export interface IssuedCid {
 /** Upper bound of CIDs we keep issued at once, whatever the peer allows (memory bound). */
 export const MAX_ISSUED_CIDS = 8;
 
+/**
+ * A CID and its reset token copied into one small buffer of their own. What we are handed is
+ * often a view into a whole decrypted packet (frame decoding does not copy) or an HMAC
+ * output; keeping such views for the life of the connection would pin those buffers too. One
+ * allocation for both also halves the ArrayBuffers a CID costs (bench/idle-scale.ts).
+ */
+function compact(seq: number, cid: Uint8Array, resetToken?: Uint8Array): IssuedCid {
+  const slab = new Uint8Array(cid.length + (resetToken ? 16 : 0));
+  slab.set(cid);
+  if (!resetToken) return { seq, cid: slab };
+  slab.set(resetToken, cid.length);
+  return { seq, cid: slab.subarray(0, cid.length), resetToken: slab.subarray(cid.length) };
+}
+
 /** Connection IDs we issued. The endpoint routes every one of them to this connection. */
 export class LocalCids {
   private readonly active = new Map<number, IssuedCid>();
@@ -39,7 +53,7 @@ export class LocalCids {
 
   /** Registers the CID chosen during the handshake as sequence 0 (§5.1.1). */
   initial(cid: Uint8Array): IssuedCid {
-    const entry: IssuedCid = { seq: this.nextSeq++, cid };
+    const entry = compact(this.nextSeq++, cid);
     this.active.set(entry.seq, entry);
     this.added.push(entry);
     return entry;
@@ -47,8 +61,10 @@ export class LocalCids {
 
   /** A new random CID, its token, and the next sequence number: to send in NEW_CONNECTION_ID. */
   issue(): IssuedCid {
-    const cid = this.rng.fill(new Uint8Array(this.cidLength));
-    const entry: IssuedCid = { seq: this.nextSeq++, cid, resetToken: this.resetTokenFor(cid) };
+    const slab = new Uint8Array(this.cidLength + 16);
+    const cid = this.rng.fill(slab.subarray(0, this.cidLength));
+    slab.set(this.resetTokenFor(cid), this.cidLength);
+    const entry: IssuedCid = { seq: this.nextSeq++, cid, resetToken: slab.subarray(this.cidLength) };
     this.active.set(entry.seq, entry);
     this.added.push(entry);
     return entry;
@@ -125,7 +141,7 @@ export class PeerCids {
     initialCid: Uint8Array,
     private readonly activeLimit: number,
   ) {
-    this.active.set(0, { seq: 0, cid: initialCid });
+    this.active.set(0, compact(0, initialCid));
   }
 
   /** The CID to use as Destination Connection ID now. */
@@ -136,13 +152,13 @@ export class PeerCids {
   /** Replaces sequence 0 (the server's SCID from its first Initial, or after Retry, §7.2). */
   replaceInitial(cid: Uint8Array): void {
     const e = this.active.get(0);
-    if (e) this.active.set(0, { ...e, cid });
+    if (e) this.active.set(0, compact(0, cid, e.resetToken));
   }
 
   /** Sets the stateless reset token of sequence 0 (server's transport parameter, §18.2). */
   setInitialResetToken(token: Uint8Array): void {
     const e = this.active.get(0);
-    if (e) this.active.set(0, { ...e, resetToken: token });
+    if (e) this.active.set(0, compact(0, e.cid, token));
   }
 
   /** Handles NEW_CONNECTION_ID (§19.15). */
@@ -176,7 +192,7 @@ export class PeerCids {
         );
       }
     }
-    this.active.set(seq, { seq, cid, resetToken });
+    this.active.set(seq, compact(seq, cid, resetToken));
     if (retirePriorTo > this.retirePriorTo) {
       this.retirePriorTo = retirePriorTo;
       for (const s of [...this.active.keys()]) {
