@@ -28,8 +28,9 @@
  * ```
  *
  * Writes bench/results/scale.json (scale-quick.json with --quick), and scale.md / scale.targets.json
- * for bench/RESULTS.md. When bench/results/scale-before.json exists (a run at an earlier commit
- * with `--out scale-before`), the markdown compares it with this run (before/after reductions).
+ * for bench/RESULTS.md. The markdown compares quic-ours with a run before the memory reductions:
+ * bench/results/scale-before.json when present (`--out scale-before` at an earlier commit), else
+ * bench/lib/scale-before.json, kept in git (measured at the commit it names).
  *
  * Internally `bench/idle-scale.ts broker ...` and `bench/idle-scale.ts load ...` are the child
  * processes; they take commands on stdin and answer on stdout.
@@ -925,7 +926,10 @@ function writeScaleMarkdown(
       ),
     );
   }
-  const beforePath = join(RESULTS_DIR, "scale-before.json");
+  // The "before" run: a fresh one under bench/results/ if there is one, else the one kept in
+  // bench/lib/scale-before.json (measured at the commit it names, before the memory reductions).
+  const fresh = join(RESULTS_DIR, "scale-before.json");
+  const beforePath = existsSync(fresh) ? fresh : join(import.meta.dirname, "lib", "scale-before.json");
   if (out === "scale" && existsSync(beforePath)) {
     const before = JSON.parse(readFileSync(beforePath, "utf8")) as {
       mquictt: string;
