@@ -127,3 +127,71 @@ export function summariseProfile(path: string, n = 20, startAt?: string): string
     ),
   ].join("\n");
 }
+
+/** Where a profile's busy time went, by kind of work (see `costBreakdown`). */
+export interface CostBreakdown {
+  /** AEAD and header protection: node:crypto internals and src/crypto. */
+  cryptoMs: number;
+  /** Datagram I/O: node:dgram (send path and the sendmsg/recvmsg syscalls it wraps). */
+  syscallsMs: number;
+  /** Our protocol code: src/quic, src/net, src/util, src/tls (framing, ACKs, recovery, streams...). */
+  protocolMs: number;
+  /** The garbage collector. */
+  gcMs: number;
+  /** Everything else: Node internals (timers, events, streams, task queues), V8 "(program)". */
+  runtimeMs: number;
+  /** Busy time (all of the above). */
+  busyMs: number;
+}
+
+/** The kind of work a profile row is (see `CostBreakdown`). */
+function kindOf(row: SelfTimeRow): keyof Omit<CostBreakdown, "busyMs"> {
+  const f = row.file;
+  if (f.startsWith("node:internal/crypto") || f.startsWith("src/crypto/")) return "cryptoMs";
+  if (f === "node:dgram" || f.startsWith("node:internal/dgram")) return "syscallsMs";
+  if (/^src\/(quic|net|util|tls)\//.test(f)) return "protocolMs";
+  if (row.fn === "(garbage collector)") return "gcMs";
+  return "runtimeMs";
+}
+
+/**
+ * Busy time of a profile split into crypto, datagram syscalls, our protocol code, GC and the
+ * rest of the runtime (idle excluded; `startAt` as in `selfTimes`).
+ */
+export function costBreakdown(path: string, startAt?: string): CostBreakdown {
+  const { rows } = selfTimes(path, startAt);
+  const out: CostBreakdown = { cryptoMs: 0, syscallsMs: 0, protocolMs: 0, gcMs: 0, runtimeMs: 0, busyMs: 0 };
+  for (const r of rows) {
+    if (r.fn === "(idle)") continue;
+    out[kindOf(r)] += r.selfMs;
+    out.busyMs += r.selfMs;
+  }
+  return out;
+}
+
+/**
+ * The breakdown as a table of µs per packet (`packets`: what that end sent or received) and
+ * share of busy time, with the overhead on top of crypto and syscalls: protocol code alone, and
+ * everything that is neither (protocol + GC + runtime).
+ */
+export function breakdownTable(b: CostBreakdown, packets: number): string {
+  const us = (ms: number): string => ((ms * 1000) / packets).toFixed(2);
+  const pct = (ms: number): string => `${((ms / b.busyMs) * 100).toFixed(1)}%`;
+  const base = b.cryptoMs + b.syscallsMs;
+  const rows: [string, number][] = [
+    ["crypto (AEAD + header protection)", b.cryptoMs],
+    ["datagram syscalls (node:dgram)", b.syscallsMs],
+    ["protocol (src/quic, src/net, src/util, src/tls)", b.protocolMs],
+    ["garbage collector", b.gcMs],
+    ["other runtime (timers, events, streams, V8)", b.runtimeMs],
+    ["busy total", b.busyMs],
+  ];
+  return [
+    table(
+      ["kind of work", "ms", "µs/packet", "% of busy"],
+      rows.map(([k, ms]) => [k, ms.toFixed(0), us(ms), pct(ms)]),
+    ),
+    `on top of crypto + syscalls (${us(base)} µs/packet): protocol code ${((b.protocolMs / base) * 100).toFixed(0)}%, ` +
+      `everything else (protocol + GC + runtime) ${(((b.busyMs - base) / base) * 100).toFixed(0)}%`,
+  ].join("\n");
+}
