@@ -61,6 +61,12 @@ export interface QuicListenOptions extends QuicCommonOptions {
   /** Address validation with Retry. */
   retry?: boolean;
   maxConnections?: number;
+  /**
+   * Accept 0-RTT from clients resuming with a ticket of ours (RFC 9001 §4.6): their first
+   * flight's stream data is read half a round trip after they start. Such data can be replayed
+   * by an attacker to another server instance; a replay to this endpoint is refused. Off by default.
+   */
+  earlyData?: boolean;
 }
 
 /** Options of `QuicEndpoint.connect`. */
@@ -81,6 +87,13 @@ export interface QuicConnectOptions extends QuicCommonOptions {
    * or foreign ticket is ignored and the handshake is a full one; `QuicConnection.resumed` tells.
    */
   sessionTicket?: SessionTicket;
+  /**
+   * With a `sessionTicket` that allows it, send in 0-RTT: `connect()` resolves at once instead of
+   * after the handshake, and what is written to streams goes out with the first flight
+   * (`QuicConnection.earlyData` tells what the server made of it; rejected data is resent after
+   * the handshake, transparently). Only for data that is safe to replay. Off by default.
+   */
+  earlyData?: boolean;
 }
 
 /** A QUIC error surfaced to the application. */
@@ -252,6 +265,7 @@ export class QuicEndpoint extends EventEmitter {
         cipherSuites: opts.cipherSuites,
         retry: opts.retry,
         maxConnections: opts.maxConnections,
+        earlyData: opts.earlyData,
         keylog: (line) => ep?.keylog(line),
       },
     });
@@ -314,9 +328,12 @@ export class QuicEndpoint extends EventEmitter {
       keylog: (line) => this.keylog(line, opts.keylogFile),
       qlog: this.qlogger(opts.qlogDir),
       sessionTicket: opts.sessionTicket,
+      earlyData: opts.earlyData,
     });
     const qc = this.wrap(conn);
     this.service();
+    // 0-RTT: the connection is usable now; the handshake finishes in the background.
+    const early = conn.earlyDataState === "pending";
     const timeout = opts.handshakeTimeout ?? 10_000;
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => {
@@ -333,6 +350,10 @@ export class QuicEndpoint extends EventEmitter {
         clearTimeout(t);
         resolve();
       });
+      if (early) {
+        qc.earlyData = "pending";
+        resolve();
+      }
       qc.once("close", (info: CloseInfo) => {
         clearTimeout(t);
         reject(
@@ -545,6 +566,11 @@ export class QuicConnection extends EventEmitter {
   alpn: string | undefined;
   /** True once connected when the TLS session was resumed from a ticket. */
   resumed = false;
+  /**
+   * 0-RTT: "pending" while data may go out in 0-RTT before the handshake completes, then
+   * "accepted" or "rejected" (the rejected data was resent in 1-RTT); "none" when not attempted.
+   */
+  earlyData: "none" | "pending" | "accepted" | "rejected" = "none";
 
   constructor(
     private readonly endpoint: QuicEndpoint,
@@ -570,6 +596,7 @@ export class QuicConnection extends EventEmitter {
       case "connected":
         this.alpn = ev.alpn;
         this.resumed = ev.resumed;
+        this.earlyData = ev.earlyData;
         this.emit("connect");
         return;
       case "stream_opened": {

@@ -1964,6 +1964,14 @@ export class Connection {
     return true;
   }
 
+  /**
+   * 0-RTT: "pending" while the client may send (or the server reads) 0-RTT packets before the
+   * handshake says whether they were accepted; then "accepted" or "rejected"; "none" otherwise.
+   */
+  get earlyDataState(): "none" | "pending" | "accepted" | "rejected" {
+    return this.earlyData;
+  }
+
   /** Queues a PING (keep-alive or RTT probe). */
   ping(): void {
     this.pingPending = true;
