@@ -31,6 +31,9 @@ export interface LinkEvents {
   lost(err: Error | undefined): void;
 }
 
+/** Longest wait for the PINGRESP that precedes a DISCONNECT after QoS 0 on data streams, ms. */
+const DISCONNECT_SYNC_MAX_MS = 2000;
+
 /** See the module comment. */
 export class Link {
   readonly control: PacketChannel;
@@ -47,6 +50,10 @@ export class Link {
   private readonly datagrams: PacketChannel;
   /** Sequence of the next client flow (flow id = 2 x sequence: client flows are even). */
   private nextFlow = 1n;
+  /** A QoS 0 PUBLISH went out on a data stream since the last PINGRESP (see `close`). */
+  private unsyncedQos0 = false;
+  private closing = false;
+  private pingWaiters: (() => void)[] = [];
 
   constructor(
     private readonly transport: ClientTransport,
@@ -191,6 +198,23 @@ export class Link {
   /** A PINGRESP arrived. */
   onPingResponse(): void {
     this.pingDeadline.stop();
+    this.unsyncedQos0 = false;
+    for (const w of this.pingWaiters.splice(0)) w();
+  }
+
+  /** PINGREQ on the control stream; resolves on the PINGRESP, after `ms`, or when the link goes. */
+  private roundTrip(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = new Timer(this.scheduler, () => done());
+      const done = (): void => {
+        timer.stop();
+        this.pingWaiters = this.pingWaiters.filter((w) => w !== done);
+        resolve();
+      };
+      this.pingWaiters.push(done);
+      timer.start(ms);
+      this.control.send({ cmd: "pingreq" });
+    });
   }
 
   private onPingTimer(): void {
@@ -211,7 +235,17 @@ export class Link {
    * gracefully; no packet is sent after it [MQTT-3.14.4-1]. `err` is what `lost` reports.
    */
   async close(packet: Packet | undefined, graceMs: number, err?: Error): Promise<void> {
-    if (this.gone) return;
+    if (this.gone || this.closing) return;
+    if (packet?.cmd === "disconnect" && this.unsyncedQos0) {
+      // QUIC does not order streams: a QoS 0 PUBLISH just written on a data stream can reach the
+      // broker after a DISCONNECT on the control stream, and a broker that acts on DISCONNECT at
+      // once drops it (the `mqtt5` broker does). Finish the data streams, then one PINGREQ /
+      // PINGRESP round trip on the control stream (bounded) before the DISCONNECT.
+      this.closing = true;
+      for (const ch of this.channels.values()) ch.end();
+      await this.roundTrip(Math.min(graceMs, DISCONNECT_SYNC_MAX_MS));
+      if (this.gone) return;
+    }
     if (packet) this.control.send(packet);
     this.gone = true;
     this.closeError = err;
@@ -251,6 +285,7 @@ export class Link {
   private finish(err: Error | undefined): void {
     this.gone = true;
     this.stopTimers();
+    for (const w of this.pingWaiters.splice(0)) w();
     if (this.lostReported) return;
     this.lostReported = true;
     this.events.lost(this.closeError ?? err);
@@ -269,6 +304,7 @@ export class Link {
       },
       sent: (p, ch) => {
         this.lastSent = this.scheduler.now();
+        if (p.cmd === "publish" && p.qos === 0 && ch.kind !== "control") this.unsyncedQos0 = true;
         this.events.sent(p, ch);
       },
       peerEnded: (ch) => {
