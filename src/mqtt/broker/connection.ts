@@ -75,12 +75,13 @@ export class ClientConnection implements SessionLink {
   clientTopicAliasMaximum = 0;
   requestProblemInformation = true;
 
-  /** Inbound topic aliases [MQTT-3.3.2-7]: not carried over between connections. */
-  readonly inboundAliases = new Map<number, string>();
+  // The maps and sets below are allocated on first use: most connections never use topic
+  // aliases or per-stream routes, and an empty Map costs ~180 bytes (bench/idle-scale.ts).
+  private inAliases: Map<number, string> | undefined;
   /** Outbound topic aliases: topic -> alias and the stream that established it. */
-  private readonly outboundAliases = new Map<string, { alias: number; stream: StreamState }>();
+  private outAliases: Map<string, { alias: number; stream: StreamState }> | undefined;
   /** Delivery routes: subscription filter -> the stream that carried its SUBSCRIBE. */
-  private readonly routes = new Map<string, StreamState>();
+  private routes: Map<string, StreamState> | undefined;
   /** QoS 1/2 PUBLISH received and waiting in the inbox (they count against Receive Maximum). */
   inboxQos = 0;
   /** The client sent DISCONNECT 0x00 (or 3.1.1 DISCONNECT): no will. [MQTT-3.14.4-3] */
@@ -93,10 +94,17 @@ export class ClientConnection implements SessionLink {
    */
   private draining: DrainState | undefined;
 
+  /** Inbound topic aliases [MQTT-3.3.2-7]: not carried over between connections. */
+  get inboundAliases(): Map<number, string> {
+    if (this.inAliases === undefined) this.inAliases = new Map();
+    return this.inAliases;
+  }
+
   readonly control: StreamState;
   private readonly streams = new Set<StreamState>();
   private held: StreamState[] = [];
-  private readonly pendingEnd = new Set<StreamState>();
+  /** Data streams to end once the inbox no longer holds their packets (allocated while non-empty). */
+  private pendingEnd: Set<StreamState> | undefined;
   private datagrams: StreamState | undefined;
   private inbox: InboxItem[] = [];
   private inboxBytes = 0;
@@ -321,10 +329,11 @@ export class ClientConnection implements SessionLink {
   private maybeEndStream(ss: StreamState): void {
     if (ss.kind !== "data" || !ss.readEnded || ss.routes > 0 || !ss.writable) return;
     if (this.busy || this.inbox.some((item) => item.ss === ss)) {
+      if (this.pendingEnd === undefined) this.pendingEnd = new Set();
       this.pendingEnd.add(ss);
       return;
     }
-    this.pendingEnd.delete(ss);
+    if (this.pendingEnd?.delete(ss) && this.pendingEnd.size === 0) this.pendingEnd = undefined;
     ss.duplex.end();
   }
 
@@ -338,8 +347,9 @@ export class ClientConnection implements SessionLink {
       return;
     }
     // Deliveries routed to a dead stream fall back to the control stream.
-    for (const [filter, s] of this.routes) if (s === ss) this.routes.delete(filter);
-    for (const [topic, a] of this.outboundAliases) if (a.stream === ss) this.outboundAliases.delete(topic);
+    if (this.routes) for (const [filter, s] of this.routes) if (s === ss) this.routes.delete(filter);
+    if (this.outAliases)
+      for (const [topic, a] of this.outAliases) if (a.stream === ss) this.outAliases.delete(topic);
   }
 
   // ---------------------------------------------------------------- dispatch
@@ -385,7 +395,7 @@ export class ClientConnection implements SessionLink {
         return;
       }
       this.resumeAll();
-      for (const ss of this.pendingEnd) this.maybeEndStream(ss);
+      if (this.pendingEnd) for (const ss of this.pendingEnd) this.maybeEndStream(ss);
       if (this.draining) this.maybeFinishDrain();
     }
   }
@@ -612,28 +622,29 @@ export class ClientConnection implements SessionLink {
 
   private routeStream(filter: string | undefined): StreamState {
     if (filter === undefined) return this.control;
-    const s = this.routes.get(filter);
+    const s = this.routes?.get(filter);
     return s?.writable ? s : this.control;
   }
 
   /** @internal Routes a subscription's deliveries to the stream that carried its SUBSCRIBE. */
   setRoute(filter: string, ss: StreamState): void {
-    const prev = this.routes.get(filter);
+    const prev = this.routes?.get(filter);
     if (prev === ss) return;
     if (prev) {
       prev.routes--;
       this.maybeEndStream(prev);
     }
     if (ss.kind === "uni") return;
+    if (this.routes === undefined) this.routes = new Map();
     this.routes.set(filter, ss);
     ss.routes++;
   }
 
   /** @internal */
   clearRoute(filter: string): void {
-    const prev = this.routes.get(filter);
+    const prev = this.routes?.get(filter);
     if (!prev) return;
-    this.routes.delete(filter);
+    this.routes?.delete(filter);
     prev.routes--;
     this.maybeEndStream(prev);
   }
@@ -678,7 +689,8 @@ export class ClientConnection implements SessionLink {
     ss: StreamState,
   ): void {
     if (this.clientTopicAliasMaximum === 0) return;
-    const entry = this.outboundAliases.get(packet.topic);
+    if (this.outAliases === undefined) this.outAliases = new Map();
+    const entry = this.outAliases.get(packet.topic);
     if (entry) {
       if (entry.stream === ss) {
         props.topicAlias = entry.alias;
@@ -686,9 +698,9 @@ export class ClientConnection implements SessionLink {
       }
       return;
     }
-    if (this.outboundAliases.size < this.clientTopicAliasMaximum) {
-      const alias = this.outboundAliases.size + 1;
-      this.outboundAliases.set(packet.topic, { alias, stream: ss });
+    if (this.outAliases.size < this.clientTopicAliasMaximum) {
+      const alias = this.outAliases.size + 1;
+      this.outAliases.set(packet.topic, { alias, stream: ss });
       props.topicAlias = alias;
     }
   }
