@@ -203,6 +203,8 @@ export class QuicEndpoint extends EventEmitter {
   private readonly isServer: boolean;
   /** The last error the UDP socket reported (e.g. ECONNREFUSED), if any. */
   lastSocketError: Error | undefined;
+  /** The sender of the last datagram and its "host:port" key. */
+  private lastFrom: { address: string; port: number; key: string } | undefined;
 
   private constructor(
     socket: Socket,
@@ -219,11 +221,15 @@ export class QuicEndpoint extends EventEmitter {
     this.qlogDir = opts?.qlogDir ?? (process.env.QLOGDIR || undefined);
     socket.on("message", (msg: Buffer, rinfo: RemoteInfo) => {
       if (this.closed) return;
-      this.core.receive(
-        now(),
-        addressKey(rinfo.address, rinfo.port),
-        new Uint8Array(msg.buffer, msg.byteOffset, msg.length),
-      );
+      // The "host:port" key of the sender: a bulk peer sends datagram after datagram from the
+      // same address, so the last key is reused (no regular expression and no string building
+      // per datagram, and the same string object makes the endpoint's address checks cheap).
+      let from = this.lastFrom;
+      if (from === undefined || rinfo.port !== from.port || rinfo.address !== from.address) {
+        from = { address: rinfo.address, port: rinfo.port, key: addressKey(rinfo.address, rinfo.port) };
+        this.lastFrom = from;
+      }
+      this.core.receive(now(), from.key, new Uint8Array(msg.buffer, msg.byteOffset, msg.length));
       // Process every datagram libuv read in this poll phase before answering: one service pass
       // (and one ACK) per batch instead of per datagram. The ack tracker still asks for an ACK
       // after every second ack-eliciting packet; it goes out at the end of the batch.
@@ -352,6 +358,7 @@ export class QuicEndpoint extends EventEmitter {
       });
       if (early) {
         qc.earlyData = "pending";
+        qc.alpn = opts.sessionTicket?.alpn; // 0-RTT speaks the ticket's protocol (RFC 9001 §4.6.1)
         resolve();
       }
       qc.once("close", (info: CloseInfo) => {

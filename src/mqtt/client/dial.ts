@@ -10,6 +10,7 @@ import type { Duplex } from "node:stream";
 import { connect as tlsConnect } from "node:tls";
 import { type QuicConnectOptions, QuicEndpoint, type QuicStream } from "../../net/quic.js";
 import type { CloseInfo } from "../../quic/connection.js";
+import type { SessionTicket } from "../../tls/handshake-common.js";
 import { MqttConnectionError } from "./errors.js";
 import type { BrokerAddress } from "./url.js";
 
@@ -87,9 +88,27 @@ export const defaultDialer: Dialer = (address, opts) => {
   }
 };
 
+/** Most brokers whose latest session ticket is kept (least recently used forgotten first). */
+const TICKET_CACHE_SIZE = 256;
+
+/**
+ * The latest session ticket per broker (server name, address, ALPN list) in this process, so
+ * that every reconnect resumes the TLS session: the broker skips its certificate chain and
+ * signature. Tickets are secrets; they never leave the process.
+ */
+const ticketCache = new Map<string, SessionTicket>();
+
+function rememberTicket(key: string, ticket: SessionTicket): void {
+  ticketCache.delete(key);
+  ticketCache.set(key, ticket);
+  if (ticketCache.size > TICKET_CACHE_SIZE) ticketCache.delete(ticketCache.keys().next().value as string);
+}
+
 /**
  * QUIC: one client endpoint per connection, ALPN "mqtt" (or `opts.alpn`), the first bidi stream
- * as control stream.
+ * as control stream. A ticket from an earlier connection to the same broker is offered for
+ * resumption (`opts.quic.sessionTicket` overrides it); with `opts.quic.earlyData` the CONNECT
+ * and what follows it go out in 0-RTT when the ticket allows.
  */
 export async function dialQuic(address: BrokerAddress, opts: DialOptions): Promise<ClientTransport> {
   let host = address.host;
@@ -105,15 +124,20 @@ export async function dialQuic(address: BrokerAddress, opts: DialOptions): Promi
     ...(opts.quic?.crypto ? { crypto: opts.quic.crypto } : {}),
     ...(opts.quic?.rng ? { rng: opts.quic.rng } : {}),
   });
+  const alpn = opts.alpn ?? [ALPN_MQTT];
+  const serverName = opts.serverName ?? address.host;
+  const ticketKey = `${serverName}|${host}:${address.port}|${alpn.join(",")}`;
   try {
     const conn = await endpoint.connect(host, address.port, {
       ...opts.quic,
-      alpn: opts.alpn ?? [ALPN_MQTT],
-      serverName: opts.serverName ?? address.host,
+      sessionTicket: opts.quic?.sessionTicket ?? ticketCache.get(ticketKey),
+      alpn,
+      serverName,
       handshakeTimeout: opts.quic?.handshakeTimeout ?? opts.timeout,
       ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
       ...(opts.insecure ? { insecure: true } : {}),
     });
+    conn.on("sessionTicket", (t: SessionTicket) => rememberTicket(ticketKey, t));
     const control = await conn.openStream({ bidi: true });
     let closeListener: ((err: Error | undefined) => void) | undefined;
     let closed: Error | undefined | null = null;
