@@ -639,6 +639,17 @@ async function main(argv: string[]): Promise<void> {
         `Loopback (no emulated delay), ${concurrency} concurrent connect → CONNACK → DISCONNECT loops in one Node process for ${rateSeconds} s per mode, after 3 warm-up connects; the broker runs alone in its own process (mquictt: Node; mosquitto: C, single-threaded).`,
         "The load generator shares the 2 cores: when its own CPU per connect is the larger, connects/s is bounded by the client, and the broker CPU per connect is the comparison that holds.",
       );
+      const used = rate.map(
+        (x) =>
+          `${x.mode} ${fmt((x.brokerCores ?? 0) + (x.clientCpuMsPerConnect * x.connectsPerSec) / 1000, 2)}`,
+      );
+      rateNotes.push(
+        `Cores used by broker + load generator together, per mode: ${used.join(", ")} of ${machine().cores} (load average ${loadavg()
+          .map((l) => l.toFixed(1))
+          .join(
+            " / ",
+          )}); well below ${machine().cores} means other processes on the machine held the CPU and connects/s is bounded by contention, not by the broker.`,
+      );
     }
   } finally {
     rmSync(tmp, { recursive: true, force: true });
