@@ -23,7 +23,7 @@
  *
  * ```sh
  * npm run bench:scale                      # 1,000 and 10,000 connections, 20 s windows
- * npm run bench:scale -- --quick           # CI smoke: 200 connections, 4 s windows
+ * npm run bench:scale -- --quick           # CI smoke: 150 connections, 3 s windows
  * npm run bench:scale -- --steps 1000 --cases quic-ours --out scale-try
  * ```
  *
@@ -714,10 +714,10 @@ function gitDescribe(): string {
 
 async function main(argv: string[]): Promise<void> {
   const quick = argv.includes("--quick");
-  const steps = (flag(argv, "--steps") ?? (quick ? "200" : "1000,10000")).split(",").map(Number);
+  const steps = (flag(argv, "--steps") ?? (quick ? "150" : "1000,10000")).split(",").map(Number);
   const keepalive = Number(flag(argv, "--keepalive") ?? (quick ? 2 : 10));
-  const windowS = Number(flag(argv, "--window") ?? (quick ? 4 : 20));
-  const analyseN = Number(flag(argv, "--analyse") ?? (quick ? 200 : 1000));
+  const windowS = Number(flag(argv, "--window") ?? (quick ? 3 : 20));
+  const analyseN = Number(flag(argv, "--analyse") ?? (quick ? 150 : 1000));
   const out = flag(argv, "--out") ?? (quick ? "scale-quick" : "scale");
   const mosquitto =
     onPath("mosquitto") ?? (existsSync("/usr/sbin/mosquitto") ? "/usr/sbin/mosquitto" : undefined);
@@ -754,7 +754,7 @@ async function main(argv: string[]): Promise<void> {
     ca: find("ca.pem"),
     mosquitto,
     keepSnapshots: flag(argv, "--keep-snapshots"),
-    warm: Number(flag(argv, "--warm") ?? 50),
+    warm: Number(flag(argv, "--warm") ?? (quick ? 30 : 50)),
   };
   const results: CaseResult[] = [];
   let analysis: Analysis | undefined;
