@@ -69,6 +69,10 @@ export class QuicMqttTransport extends EventEmitter implements MqttTransport {
   addStream(s: QuicStream): void {
     s.on("error", () => {});
     this.emit("stream", s, { bidi: s.bidi, id: s.id } satisfies StreamInfo);
+    // Take what already arrived into the stream's buffer now: a peer that sends DISCONNECT and
+    // CONNECTION_CLOSE right after a PUBLISH on a new stream has all three processed in one batch,
+    // and the close destroys a stream whose first read was still a tick away (losing its data).
+    s.read(0);
   }
 }
 
