@@ -8,7 +8,7 @@
  *   tcp-aedes      aedes (npm) on a node:net server
  *   tcp-mosquitto  mosquitto (Debian), when `mosquitto` is on PATH (said so when not)
  *
- * For each, the load process opens connections in steps (1,000 then 10,000; `--quick`: 200),
+ * For each, the load process opens connections in steps (1,000 then 10,000; `--quick`: 150),
  * each sending MQTT CONNECT (3.1.1, clean session, keepalive `--keepalive` s) and then only
  * PINGREQ every keepalive interval. QUIC connections share a few UDP sockets (`--sockets`, one
  * QuicEndpoint each); TCP connections are raw node:net sockets. At each step, once the broker
