@@ -34,10 +34,11 @@ use tokio::sync::mpsc;
 const USAGE: &str = "usage: flowsdk-client --mode single|multi --action pub|sub \
 (--url quic://HOST:PORT | --host HOST --port PORT) (--ca PEM | --insecure) [--server-name NAME] \
 [--alpn PROTO]... [--client-id ID] [--mqtt-version 3.1.1|5] --topic T [--topic T]... [--qos 0|1|2] \
-[--count N] [--message TEXT] [--retain] [--timeout SECONDS]
+[--count N] [--message TEXT] [--retain] [--no-drain] [--timeout SECONDS]
 
   pub: publishes --count messages to every --topic (payload TEXT when N=1, else TEXT-1..TEXT-N),
-       waits for PUBACK/PUBCOMP at QoS 1/2, then DISCONNECTs
+       waits for PUBACK/PUBCOMP at QoS 1/2, then DISCONNECTs (multi: after the broker acknowledged
+       the FIN of every data stream, unless --no-drain)
   sub: subscribes to every --topic at --qos, prints each message, exits after --count messages
        (in total), or fails after --timeout seconds (default 20)";
 
@@ -70,6 +71,9 @@ struct Args {
     count: usize,
     message: String,
     retain: bool,
+    /// multi pub: DISCONNECT right after the last PUBLISH/ack, without waiting for the broker to
+    /// acknowledge the data streams' FIN.
+    no_drain: bool,
     timeout: Duration,
 }
 
@@ -117,6 +121,7 @@ fn parse_args(argv: Vec<String>) -> Result<Args, Failure> {
         count: 1,
         message: "hello".into(),
         retain: false,
+        no_drain: false,
         timeout: Duration::from_secs(20),
     };
     let mut it = argv.into_iter();
@@ -127,6 +132,10 @@ fn parse_args(argv: Vec<String>) -> Result<Args, Failure> {
         }
         if flag == "--retain" {
             a.retain = true;
+            continue;
+        }
+        if flag == "--no-drain" {
+            a.no_drain = true;
             continue;
         }
         if flag == "-h" || flag == "--help" {
@@ -633,7 +642,11 @@ impl Multi<'_> {
                 }
             }
             Action::Pub => {
-                if self.pubs.is_empty() {
+                if self.pubs.is_empty() && self.a.no_drain {
+                    // flowsdk's disconnect_and_close flushes the control stream only: the
+                    // PUBLISHes may still be in flight on their data streams.
+                    self.close()?;
+                } else if self.pubs.is_empty() {
                     for s in self.streams.clone() {
                         self.engine.finish_stream(s)?;
                         self.draining.insert(s);
