@@ -365,9 +365,11 @@ export class Endpoint {
     for (const conn of this.active) {
       const data = conn.pollTransmit(now);
       if (data) {
-        // Round robin: move it to the back.
-        this.active.delete(conn);
-        this.active.add(conn);
+        // Round robin: move it to the back (nothing to reorder for a single active connection).
+        if (this.active.size > 1) {
+          this.active.delete(conn);
+          this.active.add(conn);
+        }
         this.syncRoutes(conn);
         return { to: conn.remote, data };
       }
