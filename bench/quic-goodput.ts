@@ -25,6 +25,8 @@
  *       DIR/receiver/, summary in bench/results/goodput-profile.txt
  *   --out NAME      write bench/results/NAME.json instead (targeted re-runs, before/after runs)
  *   --no-profile    skip the profiled transfer that ends a full or quick run
+ *   --micro         only in-process microbenchmarks of the per-packet operations changed for
+ *       issue 6, each against the way it was done before (same run; see bench/PERF.md)
  *
  * A full or quick run (no --only) ends with one profiled mquictt → mquictt transfer: the top
  * functions by self time and where a packet's CPU time goes (crypto, datagram syscalls, our
@@ -392,8 +394,185 @@ function overhead(b: CostBreakdown): { all: number; protocol: number } {
   return { all: (b.busyMs - base) / base, protocol: b.protocolMs / base };
 }
 
+/**
+ * `--micro`: in-process microbenchmarks of the per-packet operations changed for issue 6, each
+ * against the way it was done before, interleaved in rounds (median µs of CPU time per operation;
+ * the first rounds are JIT warm-up and left out). Same-run comparisons, for bench/PERF.md.
+ */
+async function micro(): Promise<void> {
+  const { createSocket } = await import("node:dgram");
+  const { createCipheriv } = await import("node:crypto");
+  const { nodeProvider } = await import("../src/crypto/node.js");
+  const { derivePacketKeys } = await import("../src/quic/protection.js");
+  const { QuicEndpoint } = await import("../src/net/quic.js");
+  const ROUNDS = quick ? 5 : 12;
+  const WARM = 2;
+  const cpuUs = async (n: number, f: () => void | Promise<void>): Promise<number> => {
+    const c0 = process.cpuUsage();
+    await f();
+    const c = process.cpuUsage(c0);
+    return (c.user + c.system) / n;
+  };
+  const rows: string[][] = [];
+  const compare = async (
+    what: string,
+    n: number,
+    before: [string, () => void | Promise<void>],
+    after: [string, () => void | Promise<void>],
+  ): Promise<void> => {
+    const a: number[] = [];
+    const b: number[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      progress(`micro: ${what}, round ${r + 1}/${ROUNDS}`);
+      a.push(await cpuUs(n, before[1]));
+      b.push(await cpuUs(n, after[1]));
+    }
+    const ma = median(a.slice(WARM));
+    const mb = median(b.slice(WARM));
+    rows.push([
+      what,
+      before[0],
+      ma.toFixed(3),
+      after[0],
+      mb.toFixed(3),
+      (ma - mb).toFixed(3),
+      `${((mb / ma) * 100).toFixed(0)}%`,
+    ]);
+  };
+
+  // 1. An unconnected socket's send(): dgram's default dns.lookup (a tick per datagram) vs the
+  // synchronous IP-literal lookup of QuicEndpoint's sockets.
+  const sink = createSocket("udp4");
+  sink.on("message", () => undefined);
+  await new Promise<void>((r) => sink.bind(0, "127.0.0.1", r));
+  const port = sink.address().port;
+  const plain = createSocket({ type: "udp4", sendBufferSize: 2 << 20 });
+  await new Promise<void>((r) => plain.bind(0, "127.0.0.1", r));
+  const ep = await QuicEndpoint.open({ host: "127.0.0.1", crypto: "node" });
+  const dgram = new Uint8Array(1400);
+  const SENDS = quick ? 4000 : 20000;
+  const sendAll = (sock: typeof plain) => async () => {
+    for (let i = 0; i < SENDS; i += 16) {
+      for (let j = 0; j < 16; j++) sock.send(dgram, port, "127.0.0.1");
+      await new Promise((r) => setImmediate(r));
+    }
+  };
+  await compare(
+    "send() of a 1400-byte datagram, unconnected (receiving in the same process included)",
+    SENDS,
+    ["dns.lookup (default)", sendAll(plain)],
+    ["IP-literal lookup", sendAll(ep.socket)],
+  );
+  plain.close();
+  sink.close();
+  await ep.close();
+
+  // 2. Sealing a 1-RTT packet's payload: seal() returning a new array copied into the datagram
+  // vs sealInto() writing ciphertext and tag in place.
+  const keys = derivePacketKeys(nodeProvider, 1, "aes-128-gcm", "sha256", new Uint8Array(32).fill(3));
+  const packet = new Uint8Array(1452);
+  const SEALS = quick ? 10000 : 50000;
+  await compare(
+    "AES-128-GCM seal of a 1452-byte packet (node provider)",
+    SEALS,
+    [
+      "seal() + copy",
+      () => {
+        for (let i = 0; i < SEALS; i++)
+          packet.set(keys.seal(i, packet.subarray(0, 13), packet.subarray(13, 1436)), 13);
+      },
+    ],
+    [
+      "sealInto() in place",
+      () => {
+        for (let i = 0; i < SEALS; i++) keys.sealInPlace(i, packet, 0, 13, 1436);
+      },
+    ],
+  );
+
+  // 3. Not done (a possible next step): header protection masks one ECB call per packet vs 16
+  // samples per call.
+  const ecb = createCipheriv("aes-128-ecb", new Uint8Array(16).fill(5), null);
+  ecb.setAutoPadding(false);
+  const sample = new Uint8Array(16);
+  const samples = new Uint8Array(256);
+  const MASKS = quick ? 32000 : 160000;
+  await compare(
+    "header protection mask (AES-ECB of the 16-byte sample) — not changed, a possible next step",
+    MASKS,
+    [
+      "one update() per packet",
+      () => {
+        for (let i = 0; i < MASKS; i++) ecb.update(sample);
+      },
+    ],
+    [
+      "16 samples per update()",
+      () => {
+        for (let i = 0; i < MASKS; i += 16) ecb.update(samples);
+      },
+    ],
+  );
+
+  // 4. A service pass re-arming the endpoint timer (clearTimeout + setTimeout) vs keeping it.
+  const PASSES = quick ? 20000 : 100000;
+  await compare(
+    "endpoint timer per service pass",
+    PASSES,
+    [
+      "clearTimeout + setTimeout",
+      () => {
+        let t = setTimeout(() => undefined, 1000);
+        for (let i = 0; i < PASSES; i++) {
+          clearTimeout(t);
+          t = setTimeout(() => undefined, 1000 + (i % 7));
+        }
+        clearTimeout(t);
+      },
+    ],
+    [
+      "kept (a compare)",
+      () => {
+        let at = 1000;
+        const t = setTimeout(() => undefined, at);
+        for (let i = 0; i < PASSES; i++) if (at > 1000 + (i % 7) + 0.5) at = 1000;
+        clearTimeout(t);
+      },
+    ],
+  );
+  progressDone();
+  const m = machine();
+  console.log(
+    `per-packet operations, before vs after (median µs of CPU per operation, ${ROUNDS - WARM} of ${ROUNDS} interleaved rounds)`,
+  );
+  console.log(
+    `${m.cpu} (${m.cores} cores), node ${m.node}, mquictt ${gitDescribe()}, load average ${loadavg()[0].toFixed(1)}\n`,
+  );
+  const header = ["operation", "before", "µs", "after", "µs", "saved µs", "after/before"];
+  console.log(table(header, rows));
+  const out = writeResult(`${outName ?? (quick ? "goodput-micro-quick" : "goodput-micro")}.json`, {
+    date: new Date().toISOString(),
+    ...m,
+    mquictt: gitDescribe(),
+    loadavg: loadavg(),
+    rows: rows.map((r) => ({
+      operation: r[0],
+      before: r[1],
+      beforeUs: Number(r[2]),
+      after: r[3],
+      afterUs: Number(r[4]),
+    })),
+  });
+  console.log(`\n${mdTable(header, rows)}\n\nwrote ${out}`);
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
+  if (argv.includes("--micro")) {
+    await micro();
+    rmSync(quinnWww, { recursive: true, force: true });
+    return;
+  }
   if (profileDir) {
     const p = await profileRun(resolve(profileDir));
     progressDone();
