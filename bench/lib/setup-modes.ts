@@ -3,25 +3,27 @@
  * opens an MQTT connection, publishes, subscribes and ends, behind one small interface, so the
  * benchmark's loops know nothing about transports.
  *
- * Adding a mode is one entry in {@link MODES}. A "quic-resumed" mode (TLS session resumption,
- * and 0-RTT once the client can send CONNECT in it) is planned: it will be an entry with
- * `transport: "quic"`, a `prepare` that makes one full connection to obtain a session ticket,
- * and an `open` that passes the ticket to `connect()`, plus its `modelRtts` (2 with CONNECT in
- * 0-RTT data, 3 with resumption alone). It is not listed until the client can resume: a mode
- * that did a full handshake under a "resumed" name would be a fake.
+ * Adding a mode is one entry in {@link MODES}. The QUIC modes differ only in the client's
+ * session-ticket use: `quic` asks for a full handshake (`quic.sessionTicket: undefined`),
+ * `quic-resumed` offers the ticket the client keeps from its previous connection to the same
+ * broker (the subscriber's connection seeds it), and `quic-0rtt` also sends CONNECT in 0-RTT
+ * (`quic.earlyData`). Each QUIC mode has its own broker port (bench/lib/setup-broker.ts), which
+ * counts per mode how many handshakes were resumed and how many 0-RTT attempts were accepted,
+ * so the benchmark reports what happened rather than what the mode's name promises.
  */
 import { connect as netConnect } from "node:net";
 import { performance } from "node:perf_hooks";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
 import { MqttClient as MqttJsClient } from "mqtt";
+import type { ConnectOptions } from "../../src/mqtt/client/options.js";
 import { connect, type MqttClient } from "../../src/mqtt/index.js";
 
 /** Where the brokers are and what clients trust. */
 export interface SetupEnv {
   /** Host (IP) of the brokers. */
   host: string;
-  /** Our broker: MQTT over QUIC, plain TCP and TLS ports. */
-  quicPort: number;
+  /** Our broker: MQTT over QUIC (one UDP port per QUIC mode), plain TCP and TLS ports. */
+  quicPorts: Record<string, number>;
   tcpPort: number;
   tlsPort: number;
   /** mosquitto's TLS and plain TCP ports, when mosquitto runs. */
@@ -72,6 +74,12 @@ export interface SetupMode {
 
 const END_TIMEOUT_MS = 3000;
 
+function quicUrl(env: SetupEnv, mode: string): string {
+  const port = env.quicPorts[mode];
+  if (port === undefined) throw new Error(`no QUIC listener for mode ${mode}`);
+  return `mqtt+quic://${env.host}:${port}`;
+}
+
 function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
@@ -89,8 +97,14 @@ function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
 }
 
 /** Our client (QUIC per-topic, or TLS/TCP with `mqtts://` / `mqtt://`). */
-async function openOurs(url: string, env: SetupEnv, clientId: string): Promise<SetupConn> {
+async function openOurs(
+  url: string,
+  env: SetupEnv,
+  clientId: string,
+  quic?: ConnectOptions["quic"],
+): Promise<SetupConn> {
   const c: MqttClient = await connect(url, {
+    ...(quic ? { quic } : {}),
     clientId,
     ca: env.caPem,
     serverName: env.serverName,
@@ -171,8 +185,29 @@ export const MODES: SetupMode[] = [
     broker: "mquictt",
     client: "mquictt",
     modelRtts: 3,
-    available: () => true,
-    open: (env, id) => openOurs(`mqtt+quic://${env.host}:${env.quicPort}`, env, id),
+    available: (env) => env.quicPorts.quic !== undefined,
+    // An explicit `sessionTicket: undefined`: no resumption, every handshake a full one.
+    open: (env, id) => openOurs(quicUrl(env, "quic"), env, id, { sessionTicket: undefined }),
+  },
+  {
+    id: "quic-resumed",
+    label: "MQTT over QUIC, resumed TLS session (ticket from the previous connection), 1-RTT",
+    transport: "quic",
+    broker: "mquictt",
+    client: "mquictt",
+    modelRtts: 3,
+    available: (env) => env.quicPorts["quic-resumed"] !== undefined,
+    open: (env, id) => openOurs(quicUrl(env, "quic-resumed"), env, id),
+  },
+  {
+    id: "quic-0rtt",
+    label: "MQTT over QUIC, resumed with CONNECT in 0-RTT",
+    transport: "quic",
+    broker: "mquictt",
+    client: "mquictt",
+    modelRtts: 2,
+    available: (env) => env.quicPorts["quic-0rtt"] !== undefined,
+    open: (env, id) => openOurs(quicUrl(env, "quic-0rtt"), env, id, { earlyData: true }),
   },
   {
     id: "tls-ours",
@@ -217,7 +252,7 @@ export const MODES: SetupMode[] = [
 ];
 
 /** The modes run unless `--modes` says otherwise. */
-export const DEFAULT_MODES = ["quic", "tls-ours", "tls-mosquitto", "tcp-ours"];
+export const DEFAULT_MODES = ["quic", "quic-resumed", "quic-0rtt", "tls-ours", "tls-mosquitto", "tcp-ours"];
 
 /** Looks a mode up by id; throws with the known ids. */
 export function modeById(id: string): SetupMode {

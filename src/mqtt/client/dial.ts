@@ -107,7 +107,8 @@ function rememberTicket(key: string, ticket: SessionTicket): void {
 /**
  * QUIC: one client endpoint per connection, ALPN "mqtt" (or `opts.alpn`), the first bidi stream
  * as control stream. A ticket from an earlier connection to the same broker is offered for
- * resumption (`opts.quic.sessionTicket` overrides it); with `opts.quic.earlyData` the CONNECT
+ * resumption (`opts.quic.sessionTicket` overrides it, and `sessionTicket: undefined` given
+ * explicitly asks for a full handshake); with `opts.quic.earlyData` the CONNECT
  * and what follows it go out in 0-RTT when the ticket allows.
  */
 export async function dialQuic(address: BrokerAddress, opts: DialOptions): Promise<ClientTransport> {
@@ -130,7 +131,8 @@ export async function dialQuic(address: BrokerAddress, opts: DialOptions): Promi
   try {
     const conn = await endpoint.connect(host, address.port, {
       ...opts.quic,
-      sessionTicket: opts.quic?.sessionTicket ?? ticketCache.get(ticketKey),
+      sessionTicket:
+        opts.quic && "sessionTicket" in opts.quic ? opts.quic.sessionTicket : ticketCache.get(ticketKey),
       alpn,
       serverName,
       handshakeTimeout: opts.quic?.handshakeTimeout ?? opts.timeout,
