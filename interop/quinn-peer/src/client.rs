@@ -16,6 +16,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::AsyncWriteExt;
 
 use crate::common::{self, CommonOpts};
+use crate::resumption::{CountingVerifier, TicketStore};
 
 /// Test cases the client side supports (anything else exits 127).
 const CLIENT_TESTCASES: &[&str] = &[
@@ -39,6 +40,8 @@ const CLIENT_TESTCASES: &[&str] = &[
     "crosstraffic",
     "rebind-port",
     "rebind-addr",
+    "resumption",
+    "zerortt",
 ];
 
 #[derive(Parser, Debug)]
@@ -97,6 +100,17 @@ pub struct ClientArgs {
     /// Local UDP address to bind (default: an ephemeral port of the server's family).
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<SocketAddr>,
+
+    /// Fetch the first URL on one connection, keep its session ticket, then fetch the other
+    /// URLs on a second connection that resumes the session (the runner's "resumption").
+    /// Fails when the second handshake is not a resumption.
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Like --resume, and the second connection sends its requests in 0-RTT (the runner's
+    /// "zerortt"). Fails when the server does not accept the 0-RTT data.
+    #[arg(long)]
+    pub zero_rtt: bool,
 
     /// Log progress to stderr.
     #[arg(long, short)]
@@ -214,6 +228,8 @@ pub async fn run(mut args: ClientArgs) -> Result<u8> {
             "chacha20" => args.common.chacha20 = true,
             "multiconnect" | "handshakeloss" | "handshakecorruption" => args.connection_per_request = true,
             "keyupdate" => args.key_update = true,
+            "resumption" => args.resume = true,
+            "zerortt" => args.zero_rtt = true,
             _ => {}
         }
     }
@@ -229,6 +245,9 @@ pub async fn run(mut args: ClientArgs) -> Result<u8> {
     }
     if args.bench_bytes.is_some() && targets.len() != 1 {
         bail!("--bench-bytes takes exactly one URL");
+    }
+    if (args.resume || args.zero_rtt) && targets.len() < 2 {
+        bail!("--resume/--zero-rtt need at least two URLs (the first for the first connection)");
     }
     if args.connections == 0 {
         bail!("--connections must be >= 1");
@@ -252,7 +271,7 @@ pub async fn run(mut args: ClientArgs) -> Result<u8> {
         .with_protocol_versions(&[&rustls::version::TLS13])
         .context("TLS 1.3 config")?;
     let insecure = args.insecure || (args.ca.is_none() && std::env::var_os("ROLE").is_some());
-    let mut tls = if let Some(ca) = &args.ca {
+    let verifier: Arc<dyn ServerCertVerifier> = if let Some(ca) = &args.ca {
         let mut roots = rustls::RootCertStore::empty();
         for c in CertificateDer::pem_file_iter(ca).with_context(|| format!("read {}", ca.display()))? {
             roots
@@ -262,17 +281,28 @@ pub async fn run(mut args: ClientArgs) -> Result<u8> {
         if roots.is_empty() {
             bail!("no certificate in {}", ca.display());
         }
-        builder.with_root_certificates(roots).with_no_client_auth()
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .context("certificate verifier")?
     } else if insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoCertCheck(provider)))
-            .with_no_client_auth()
+        Arc::new(NoCertCheck(provider))
     } else {
         bail!("give --ca PEM to verify the server certificate, or --insecure");
     };
+    // Counting verifications tells a full handshake (the server sent its certificate) from a
+    // resumed one (RFC 8446 §2.2: no Certificate): see resumption.rs.
+    let verifier = Arc::new(CountingVerifier::new(verifier));
+    let mut tls = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone())
+        .with_no_client_auth();
+    // Tickets are kept in memory (rustls' default store, wrapped to signal arrivals); the one
+    // ClientConfig and Endpoint serve both connections of --resume/--zero-rtt.
+    let tickets = Arc::new(TicketStore::new());
+    tls.resumption = rustls::client::Resumption::store(tickets.clone());
     tls.alpn_protocols = common::alpn_list(&args.common);
-    tls.enable_early_data = false;
+    // quinn sends 0-RTT only when rustls offers early data (RFC 9001 §4.6.1).
+    tls.enable_early_data = args.zero_rtt;
     if let Some(kl) = common::key_log() {
         tls.key_log = kl;
     }
@@ -308,6 +338,13 @@ pub async fn run(mut args: ClientArgs) -> Result<u8> {
     } else {
         vec![targets.clone()]
     };
+
+    if args.resume || args.zero_rtt {
+        let probe = Probe { verifier, tickets };
+        let result = run_resumption(&endpoint, addr, &server_name, &targets, &args, &ctx, &probe).await;
+        let _ = tokio::time::timeout(Duration::from_secs(3), endpoint.wait_idle()).await;
+        return result.map(|_| 0);
+    }
 
     let mut result = Ok(());
     'outer: for round in 0..args.connections {
@@ -404,6 +441,115 @@ async fn run_connection(
         conn.close(code, reason);
     }
     res
+}
+
+/// What the client watches to tell a resumed handshake and a received ticket.
+struct Probe {
+    verifier: Arc<CountingVerifier>,
+    tickets: Arc<TicketStore>,
+}
+
+/// How long to wait for the first connection's NewSessionTicket.
+const TICKET_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// "resumption" / "zerortt": the first URL on a first connection, whose session ticket is
+/// kept; the other URLs on a second connection resuming it (with --zero-rtt: requests sent in
+/// 0-RTT, before the handshake completes). Prints on stderr what each connection did, and
+/// fails when the second one was not resumed (or its 0-RTT data not accepted).
+async fn run_resumption(
+    endpoint: &quinn::Endpoint,
+    addr: SocketAddr,
+    server_name: &str,
+    targets: &[Target],
+    args: &ClientArgs,
+    ctx: &Arc<Ctx>,
+    probe: &Probe,
+) -> Result<()> {
+    // Connection 1: full handshake, one request, wait for a ticket.
+    let tickets_before = probe.tickets.received();
+    let certs_before = probe.verifier.verified();
+    let conn = endpoint
+        .connect(addr, server_name)
+        .context("connect 1")?
+        .await
+        .context("handshake 1")?;
+    let resumed = probe.verifier.verified() == certs_before;
+    eprintln!("connection 1: resumed={resumed} zero_rtt=none");
+    let res = fetch(&conn, &targets[0], ctx).await;
+    let ticket = tokio::time::timeout(TICKET_TIMEOUT, probe.tickets.wait_for_more_than(tickets_before)).await;
+    conn.close(VarInt::from_u32(0), if res.is_ok() { b"done" } else { b"error" });
+    res.context("connection 1")?;
+    if ticket.is_err() {
+        bail!("connection 1: no session ticket (NewSessionTicket) from the server within {TICKET_TIMEOUT:?}");
+    }
+    eprintln!("connection 1: session tickets received: {}", probe.tickets.received() - tickets_before);
+
+    // Connection 2: resumes with the ticket (and sends its requests in 0-RTT with --zero-rtt).
+    let certs_before = probe.verifier.verified();
+    let connecting = endpoint.connect(addr, server_name).context("connect 2")?;
+    let rest = &targets[1..];
+    let (conn, zero_rtt) = if args.zero_rtt {
+        match connecting.into_0rtt() {
+            Ok((conn, accepted)) => {
+                // Requests go out now, in 0-RTT packets.
+                let set = spawn_fetches(&conn, rest, ctx);
+                let accepted = accepted.await;
+                (conn, Some((accepted, set)))
+            }
+            Err(_) => bail!(
+                "connection 2: no 0-RTT keys (the client holds no ticket allowing early data: \
+                 the server's NewSessionTicket had no early_data extension)"
+            ),
+        }
+    } else {
+        (connecting.await.context("handshake 2")?, None)
+    };
+    // The handshake is complete here (ZeroRttAccepted resolves on it).
+    let resumed = probe.verifier.verified() == certs_before;
+    let zero_rtt_word = match &zero_rtt {
+        None => "none",
+        Some((true, _)) => "accepted",
+        Some((false, _)) => "rejected",
+    };
+    eprintln!("connection 2: resumed={resumed} zero_rtt={zero_rtt_word}");
+    let res = match zero_rtt {
+        Some((_, set)) => join_fetches(set).await,
+        None => join_fetches(spawn_fetches(&conn, rest, ctx)).await,
+    };
+    conn.close(VarInt::from_u32(0), if res.is_ok() { b"done" } else { b"error" });
+    if !resumed {
+        bail!("connection 2 was not resumed: the server sent its certificate (full handshake)");
+    }
+    if zero_rtt_word == "rejected" {
+        bail!("connection 2: the server rejected the 0-RTT data");
+    }
+    res.context("connection 2")
+}
+
+fn spawn_fetches(conn: &quinn::Connection, group: &[Target], ctx: &Arc<Ctx>) -> tokio::task::JoinSet<Result<()>> {
+    let mut set = tokio::task::JoinSet::new();
+    for t in group {
+        let conn = conn.clone();
+        let ctx = ctx.clone();
+        let t = t.clone();
+        set.spawn(async move { fetch(&conn, &t, &ctx).await });
+    }
+    set
+}
+
+async fn join_fetches(mut set: tokio::task::JoinSet<Result<()>>) -> Result<()> {
+    let mut r = Ok(());
+    while let Some(j) = set.join_next().await {
+        let e = match j {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e,
+            Err(e) => anyhow!("request task failed: {e}"),
+        };
+        if r.is_ok() {
+            r = Err(e);
+        }
+    }
+    r
 }
 
 /// Print how the peer closed the connection, if it did. Returns whether it did.

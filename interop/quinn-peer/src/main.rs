@@ -8,6 +8,7 @@
 
 mod client;
 mod common;
+mod resumption;
 mod server;
 
 use std::process::ExitCode;

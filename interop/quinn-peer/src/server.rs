@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -13,6 +13,35 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::AsyncReadExt;
 
 use crate::common::{self, CommonOpts, Refusal, Request};
+use crate::resumption::CountingCert;
+
+/// Builds a connection's own server config around a fresh [`CountingCert`].
+struct PerConnection {
+    base_tls: Arc<rustls::ServerConfig>,
+    transport: Arc<quinn::TransportConfig>,
+    certs: Vec<CertificateDer<'static>>,
+    signing_key: Arc<dyn rustls::sign::SigningKey>,
+}
+
+impl PerConnection {
+    fn config(&self) -> Result<(quinn::ServerConfig, Arc<CountingCert>)> {
+        let counting = Arc::new(CountingCert::new(self.certs.clone(), self.signing_key.clone()));
+        let mut tls = (*self.base_tls).clone();
+        tls.cert_resolver = counting.clone();
+        let qtls = quinn::crypto::rustls::QuicServerConfig::with_initial(Arc::new(tls), common::initial_suite())
+            .map_err(|e| anyhow!("QUIC TLS config: {e}"))?;
+        let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(qtls));
+        cfg.transport_config(self.transport.clone());
+        Ok((cfg, counting))
+    }
+}
+
+/// Connections seen and whether each one after the first met the expectation (--exit-after).
+#[derive(Default)]
+struct Tally {
+    ended: u32,
+    failures: Vec<String>,
+}
 
 /// Test cases the server side supports (anything else exits 127).
 const SERVER_TESTCASES: &[&str] = &[
@@ -37,6 +66,8 @@ const SERVER_TESTCASES: &[&str] = &[
     "rebind-port",
     "rebind-addr",
     "connectionmigration",
+    "resumption",
+    "zerortt",
 ];
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -92,6 +123,21 @@ pub struct ServerArgs {
     #[arg(long)]
     pub retry: bool,
 
+    /// Accept 0-RTT (max_early_data_size = 2^32-1 in the tickets) and serve requests that
+    /// arrive in it at 0.5-RTT (the runner's "zerortt").
+    #[arg(long)]
+    pub zero_rtt: bool,
+
+    /// Report on stderr, for every connection, whether it resumed a session and whether its
+    /// requests came in 0-RTT (on by default for the "resumption" and "zerortt" test cases).
+    #[arg(long)]
+    pub report_resumption: bool,
+
+    /// Exit after N connections have ended: 0 if, counting from the second one, each was
+    /// resumed (and with --zero-rtt, carried 0-RTT data), else 1.
+    #[arg(long, value_name = "N")]
+    pub exit_after: Option<u32>,
+
     /// Log each request to stderr.
     #[arg(long, short)]
     pub verbose: bool,
@@ -114,8 +160,14 @@ pub async fn run(mut args: ServerArgs) -> Result<u8> {
             eprintln!("quinn-peer server: unsupported test case {tc:?}");
             return Ok(crate::EXIT_UNSUPPORTED);
         }
-        if tc == "retry" {
-            args.retry = true;
+        match tc {
+            "retry" => args.retry = true,
+            "resumption" => args.report_resumption = true,
+            "zerortt" => {
+                args.report_resumption = true;
+                args.zero_rtt = true;
+            }
+            _ => {}
         }
     }
     if let Some(p) = args.port {
@@ -130,21 +182,41 @@ pub async fn run(mut args: ServerArgs) -> Result<u8> {
     let (certs, key) = load_or_make_cert(&args)?;
 
     let provider = common::crypto_provider(args.common.chacha20);
+    let signing_key = provider
+        .key_provider
+        .load_private_key(key)
+        .context("private key")?;
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .context("TLS 1.3 config")?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .context("certificate/key")?;
+        .with_cert_resolver(Arc::new(CountingCert::new(certs.clone(), signing_key.clone())));
     tls.alpn_protocols = common::alpn_list(&args.common);
-    tls.max_early_data_size = 0;
+    // Tickets are stateful (rustls' default: ids into this in-memory store, each usable once):
+    // rustls accepts 0-RTT only for those, never for a stateless Ticketer (single-use tickets
+    // are its anti-replay measure, RFC 8446 §8.1). QUIC allows only 0 or 2^32-1 as
+    // max_early_data_size (RFC 9001 §4.6.1).
+    tls.session_storage = rustls::server::ServerSessionMemoryCache::new(1024);
+    tls.send_tls13_tickets = 2;
+    tls.max_early_data_size = if args.zero_rtt { u32::MAX } else { 0 };
+    // Tickets go out with the server's first flight rather than after the client's Finished.
+    tls.send_half_rtt_data = args.report_resumption || args.zero_rtt;
     if let Some(kl) = common::key_log() {
         tls.key_log = kl;
     }
-    let qtls = quinn::crypto::rustls::QuicServerConfig::with_initial(Arc::new(tls), common::initial_suite())
+    let transport = Arc::new(common::transport_config(&args.common, true)?);
+    let base_tls = Arc::new(tls);
+    let qtls = quinn::crypto::rustls::QuicServerConfig::with_initial(base_tls.clone(), common::initial_suite())
         .map_err(|e| anyhow!("QUIC TLS config: {e}"))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(qtls));
-    cfg.transport_config(Arc::new(common::transport_config(&args.common, true)?));
+    cfg.transport_config(transport.clone());
+    // With --report-resumption every connection gets its own TLS config (sharing the session
+    // store) whose certificate key counts its signatures: a resumed handshake signs nothing.
+    let per_connection = if args.report_resumption || args.exit_after.is_some() {
+        Some(PerConnection { base_tls, transport, certs, signing_key })
+    } else {
+        None
+    };
 
     let endpoint = common::endpoint(&args.common, args.listen, Some(cfg))?;
     let local = endpoint.local_addr()?;
@@ -160,6 +232,9 @@ pub async fn run(mut args: ServerArgs) -> Result<u8> {
         pattern: common::bench_pattern(1 << 20),
     });
 
+    let tally = Arc::new(tokio::sync::Mutex::new(Tally::default()));
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+    let mut accepted = 0u32;
     while let Some(incoming) = endpoint.accept().await {
         if args.retry && !incoming.remote_address_validated() {
             if args.verbose {
@@ -171,15 +246,96 @@ pub async fn run(mut args: ServerArgs) -> Result<u8> {
             continue;
         }
         let shared = shared.clone();
+        let Some(pc) = &per_connection else {
+            tokio::spawn(async move {
+                let remote = incoming.remote_address();
+                match incoming.await {
+                    Ok(conn) => handle_connection(conn, shared).await,
+                    Err(e) => eprintln!("handshake with {remote} failed: {e}"),
+                }
+            });
+            continue;
+        };
+        let (cfg, counting) = pc.config()?;
+        accepted += 1;
+        let index = accepted;
+        let zero_rtt = args.zero_rtt;
+        let tally = tally.clone();
+        let done = done_tx.clone();
         tokio::spawn(async move {
-            let remote = incoming.remote_address();
-            match incoming.await {
-                Ok(conn) => handle_connection(conn, shared).await,
-                Err(e) => eprintln!("handshake with {remote} failed: {e}"),
+            let verdict = serve_reporting(incoming, cfg, counting, index, zero_rtt, shared).await;
+            let mut t = tally.lock().await;
+            t.ended += 1;
+            if let Err(why) = verdict {
+                eprintln!("connection {index}: FAILED: {why}");
+                t.failures.push(format!("connection {index}: {why}"));
             }
+            let _ = done.send(t.ended);
         });
+        if let Some(n) = args.exit_after {
+            if accepted >= n {
+                break;
+            }
+        }
+    }
+    if let Some(n) = args.exit_after {
+        drop(done_tx);
+        while let Some(ended) = done_rx.recv().await {
+            if ended >= n {
+                break;
+            }
+        }
+        let t = tally.lock().await;
+        if !t.failures.is_empty() {
+            eprintln!("quinn-peer server: {}", t.failures.join("; "));
+            return Ok(1);
+        }
+        eprintln!("quinn-peer server: {n} connections served as expected");
     }
     Ok(0)
+}
+
+/// Serves one connection accepted with its own config and reports on stderr whether it resumed
+/// and whether requests arrived in 0-RTT. Err (with the reason) when connection 2 or later was
+/// expected to resume (and with `zero_rtt`, to carry 0-RTT data) and did not.
+async fn serve_reporting(
+    incoming: quinn::Incoming,
+    cfg: quinn::ServerConfig,
+    counting: Arc<CountingCert>,
+    index: u32,
+    zero_rtt: bool,
+    shared: Arc<Shared>,
+) -> std::result::Result<(), String> {
+    let remote = incoming.remote_address();
+    let connecting = incoming.accept_with(Arc::new(cfg)).map_err(|e| format!("accept: {e}"))?;
+    // A server's into_0rtt always succeeds (0.5-RTT): streams the client opened in 0-RTT are
+    // accepted before the handshake completes, and RecvStream::is_0rtt() says so.
+    let (conn, established) = match connecting.into_0rtt() {
+        Ok(x) => x,
+        Err(_) => return Err("into_0rtt refused on the server side".into()),
+    };
+    let early_streams = Arc::new(AtomicUsize::new(0));
+    let serving = tokio::spawn(handle_connection_counting(conn.clone(), shared, early_streams.clone()));
+    // Resolves once the handshake is complete (for a server the value carries nothing).
+    let _ = established.await;
+    let resumed = counting.signatures() == 0;
+    let _ = serving.await;
+    // A server sends HANDSHAKE_DONE once its handshake is complete (RFC 9000 §19.20).
+    if conn.stats().frame_tx.handshake_done == 0 {
+        return Err(format!("handshake with {remote} did not complete: {:?}", conn.close_reason()));
+    }
+    let early = early_streams.load(Ordering::SeqCst);
+    let zero = if early > 0 { "accepted" } else { "none" };
+    eprintln!("connection {index}: resumed={resumed} zero_rtt={zero} requests_in_0rtt={early}");
+    if index >= 2 {
+        if !resumed {
+            return Err("not resumed (full handshake: the certificate key signed)".into());
+        }
+        if zero_rtt && early == 0 {
+            return Err("no request arrived in 0-RTT".into());
+        }
+    }
+    Ok(())
 }
 
 fn load_or_make_cert(args: &ServerArgs) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
@@ -231,6 +387,11 @@ fn load_or_make_cert(args: &ServerArgs) -> Result<(Vec<CertificateDer<'static>>,
 }
 
 async fn handle_connection(conn: quinn::Connection, shared: Arc<Shared>) {
+    handle_connection_counting(conn, shared, Arc::new(AtomicUsize::new(0))).await
+}
+
+/// Serves every request stream of `conn`; counts in `early` the streams opened in 0-RTT.
+async fn handle_connection_counting(conn: quinn::Connection, shared: Arc<Shared>, early: Arc<AtomicUsize>) {
     let remote = conn.remote_address();
     let alpn = conn
         .handshake_data()
@@ -245,6 +406,9 @@ async fn handle_connection(conn: quinn::Connection, shared: Arc<Shared>) {
     let reason = loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
+                if recv.is_0rtt() {
+                    early.fetch_add(1, Ordering::SeqCst);
+                }
                 let conn = conn.clone();
                 let shared = shared.clone();
                 let closing = closing.clone();
