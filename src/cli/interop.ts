@@ -11,6 +11,7 @@ import { systemRng } from "../crypto/random.js";
 import { getCryptoProvider } from "../crypto/select.js";
 import { type QuicConnection, QuicEndpoint, type QuicStream } from "../net/quic.js";
 import { generateSelfSigned } from "../tls/certgen.js";
+import type { SessionTicket } from "../tls/handshake-common.js";
 import type { CipherSuiteName } from "../tls/suites.js";
 
 /** Test cases we implement (both roles). */
@@ -29,6 +30,8 @@ const SUPPORTED = new Set([
   "crosstraffic",
   "handshakecorruption",
   "transfercorruption",
+  "resumption",
+  "zerortt",
 ]);
 
 /** Exit code for unsupported test cases (quic-interop-runner convention). */
@@ -100,9 +103,19 @@ export async function interopServer(
     crypto: provider,
     retry: args.testcase === "retry",
     cipherSuites: cipherSuitesFor(args.testcase),
+    // Tickets are always issued; 0-RTT is accepted only for "zerortt" (RFC 9001 §4.6).
+    earlyData: args.testcase === "zerortt",
     transport: { maxStreamsBidi: 1000, initialMaxData: 4 << 20, initialMaxStreamData: 2 << 20 },
   });
+  let connections = 0;
   ep.on("connection", (conn: QuicConnection) => {
+    const index = ++connections;
+    // What the handshake was: a resumption (no Certificate, RFC 8446 §2.2) and/or with 0-RTT.
+    conn.once("connect", () =>
+      log(
+        `connection ${index} from ${conn.remoteAddress}: resumed=${conn.resumed} earlyData=${conn.earlyData}`,
+      ),
+    );
     conn.on("stream", (s: QuicStream) => {
       void serveRequest(www, s, args.benchRoute === true).then(
         async () => {
@@ -220,8 +233,29 @@ function waitDrain(s: QuicStream): Promise<void> {
   });
 }
 
-/** Runs the interop client: downloads every request; resolves when all are done. */
-export async function interopClient(args: InteropArgs): Promise<void> {
+/** What the client did on one connection of "resumption"/"zerortt". */
+export interface ResumptionReport {
+  connection: number;
+  resumed: boolean;
+  earlyData: QuicConnection["earlyData"];
+}
+
+/** The client was asked to resume (or send 0-RTT) and the server did not let it. */
+export class InteropResumptionError extends Error {
+  override readonly name = "InteropResumptionError";
+}
+
+/** How long the client waits for the first connection's NewSessionTicket. */
+const TICKET_TIMEOUT_MS = 5000;
+
+/**
+ * Runs the interop client: downloads every request; resolves when all are done. For
+ * "resumption"/"zerortt" the result lists what each connection did (also logged).
+ */
+export async function interopClient(
+  args: InteropArgs,
+  log: (s: string) => void = console.error,
+): Promise<ResumptionReport[]> {
   if (!SUPPORTED.has(args.testcase)) {
     throw Object.assign(new Error(`unsupported test case ${args.testcase}`), { exitCode: EXIT_UNSUPPORTED });
   }
@@ -244,6 +278,9 @@ export async function interopClient(args: InteropArgs): Promise<void> {
       cipherSuites: cipherSuitesFor(args.testcase),
       transport: { initialMaxData: 4 << 20, initialMaxStreamData: 2 << 20, maxIdleTimeout: 30_000 },
     };
+    if (args.testcase === "resumption" || args.testcase === "zerortt") {
+      return await resumeAndFetch(ep, host, port, connectOpts, urls, args, log);
+    }
     if (args.testcase === "multiconnect") {
       for (const url of urls) {
         const conn = await ep.connect(host, port, connectOpts);
@@ -255,9 +292,143 @@ export async function interopClient(args: InteropArgs): Promise<void> {
       await Promise.all(urls.map((url) => download(conn, url, args.downloads)));
       await conn.close(0, "done");
     }
+    return [];
   } finally {
     await ep.close();
   }
+}
+
+/**
+ * "resumption"/"zerortt" (quic-interop-runner): the first URL on a first connection whose
+ * session ticket is kept, the other URLs on a second connection that resumes with it
+ * (RFC 8446 §2.2); for "zerortt" the second connection's requests are written before its
+ * handshake completes, so they leave in 0-RTT packets (RFC 9001 §4.6.1). Throws
+ * `InteropResumptionError` when the second connection was not resumed, or its 0-RTT not accepted.
+ */
+async function resumeAndFetch(
+  ep: QuicEndpoint,
+  host: string,
+  port: number,
+  connectOpts: Parameters<QuicEndpoint["connect"]>[2],
+  urls: URL[],
+  args: InteropArgs,
+  log: (s: string) => void,
+): Promise<ResumptionReport[]> {
+  if (urls.length < 2) throw new Error(`${args.testcase} needs at least two requests (one per connection)`);
+  const zeroRtt = args.testcase === "zerortt";
+  const reports: ResumptionReport[] = [];
+
+  const ticket = watchTicket(ep);
+  let first: QuicConnection;
+  try {
+    first = await ep.connect(host, port, connectOpts);
+  } finally {
+    ticket.stopWatching();
+  }
+  reports.push({ connection: 1, resumed: first.resumed, earlyData: first.earlyData });
+  log(`connection 1: resumed=${first.resumed} earlyData=${first.earlyData}`);
+  await download(first, urls[0], args.downloads);
+  const t = await ticket.wait(TICKET_TIMEOUT_MS);
+  await first.close(0, "done");
+  if (!t) {
+    throw new InteropResumptionError(
+      `connection 1: no session ticket (NewSessionTicket) from the server within ${TICKET_TIMEOUT_MS} ms`,
+    );
+  }
+  log(`connection 1: session ticket received (max_early_data_size=${t.maxEarlyDataSize})`);
+  if (zeroRtt && t.maxEarlyDataSize === 0) {
+    throw new InteropResumptionError(
+      "connection 1: the server's ticket does not allow 0-RTT (no early_data)",
+    );
+  }
+
+  // With earlyData, connect() resolves before the handshake: the requests below go out in 0-RTT.
+  const second = await ep.connect(host, port, { ...connectOpts, sessionTicket: t, earlyData: zeroRtt });
+  const sentEarly = second.earlyData === "pending";
+  const fetched = Promise.all(urls.slice(1).map((url) => download(second, url, args.downloads)));
+  fetched.catch(() => {}); // awaited below; a failure must not go unhandled meanwhile
+  try {
+    if (second.earlyData === "pending") await handshakeDone(second);
+    log(
+      `connection 2: resumed=${second.resumed} earlyData=${second.earlyData} (requests written before the handshake: ${sentEarly})`,
+    );
+    reports.push({ connection: 2, resumed: second.resumed, earlyData: second.earlyData });
+    await fetched;
+  } finally {
+    await second.close(0, "done");
+  }
+  if (!second.resumed) {
+    throw new InteropResumptionError(
+      "connection 2 was not resumed: the server did a full handshake (it sent its certificate)",
+    );
+  }
+  if (zeroRtt && second.earlyData !== "accepted") {
+    throw new InteropResumptionError(
+      `connection 2: 0-RTT ${second.earlyData === "rejected" ? "was rejected by the server (the data was resent in 1-RTT)" : "was not attempted"}`,
+    );
+  }
+  return reports;
+}
+
+/** Resolves when `conn`'s handshake completes; rejects if it closes first. */
+function handshakeDone(conn: QuicConnection): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onConnect = (): void => {
+      conn.off("close", onClose);
+      resolve();
+    };
+    const onClose = (info: { reason?: string; errorCode?: number }): void => {
+      conn.off("connect", onConnect);
+      reject(new Error(`connection closed during the handshake: ${info.reason || info.errorCode}`));
+    };
+    conn.once("connect", onConnect);
+    conn.once("close", onClose);
+  });
+}
+
+/**
+ * Catches the first session ticket of the next connection `ep` opens. The listener is attached
+ * as soon as the connection exists (its Initial is sent in the same tick), not once connect()
+ * resolves: the 'sessionTicket' event can be dispatched in the same pass as 'connect' (a server
+ * that sends its tickets at 0.5-RTT, coalesced with its Finished), before connect()'s caller runs.
+ */
+function watchTicket(ep: QuicEndpoint): {
+  stopWatching(): void;
+  wait(ms: number): Promise<SessionTicket | undefined>;
+} {
+  const known = new Set(ep.connections);
+  let ticket: SessionTicket | undefined;
+  let notify: (() => void) | undefined;
+  let watching = true;
+  const attach = (): boolean => {
+    const conn = ep.connections.find((c) => !known.has(c));
+    if (!conn) return false;
+    conn.once("sessionTicket", (t: SessionTicket) => {
+      ticket = t;
+      notify?.();
+    });
+    return true;
+  };
+  const poll = (): void => {
+    if (watching && !attach()) setImmediate(poll);
+  };
+  setImmediate(poll);
+  return {
+    stopWatching: () => {
+      if (watching) attach();
+      watching = false;
+    },
+    wait: (ms) => {
+      if (ticket) return Promise.resolve(ticket);
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(undefined), ms);
+        notify = () => {
+          clearTimeout(timer);
+          resolve(ticket);
+        };
+      });
+    },
+  };
 }
 
 async function download(conn: QuicConnection, url: URL, dir: string): Promise<void> {
