@@ -3,6 +3,7 @@
  * TLS over TCP (`mqtts://`), behind one small interface. This is the only client file that
  * touches sockets; everything above it sees byte streams.
  */
+import { createHash } from "node:crypto";
 import { lookup } from "node:dns/promises";
 import { once } from "node:events";
 import { isIP, connect as netConnect, type Socket } from "node:net";
@@ -92,11 +93,23 @@ export const defaultDialer: Dialer = (address, opts) => {
 const TICKET_CACHE_SIZE = 256;
 
 /**
- * The latest session ticket per broker (server name, address, ALPN list) in this process, so
- * that every reconnect resumes the TLS session: the broker skips its certificate chain and
- * signature. Tickets are secrets; they never leave the process.
+ * The latest session ticket per broker (server name, address, ALPN list) and trust settings in
+ * this process, so that every reconnect resumes the TLS session: the broker skips its certificate
+ * chain and signature. A resumed session is authenticated by the certificate check of the session
+ * that issued the ticket, so a ticket is only reused under the same trust settings (CA, insecure).
+ * Tickets are secrets; they never leave the process.
  */
 const ticketCache = new Map<string, SessionTicket>();
+
+/** Names the certificate trust of a connection: who vouched for the broker of a ticket. */
+function trustKey(opts: DialOptions): string | undefined {
+  if (opts.insecure) return "insecure";
+  if (opts.quic?.verifier) return undefined; // a custom check we cannot compare: no cache
+  if (opts.ca === undefined) return "system-roots";
+  const h = createHash("sha256");
+  for (const c of typeof opts.ca === "string" ? [opts.ca] : opts.ca) h.update(c);
+  return h.digest("hex");
+}
 
 function rememberTicket(key: string, ticket: SessionTicket): void {
   ticketCache.delete(key);
@@ -127,19 +140,25 @@ export async function dialQuic(address: BrokerAddress, opts: DialOptions): Promi
   });
   const alpn = opts.alpn ?? [ALPN_MQTT];
   const serverName = opts.serverName ?? address.host;
-  const ticketKey = `${serverName}|${host}:${address.port}|${alpn.join(",")}`;
+  const trust = trustKey(opts);
+  const ticketKey =
+    trust === undefined ? undefined : `${serverName}|${host}:${address.port}|${alpn.join(",")}|${trust}`;
   try {
     const conn = await endpoint.connect(host, address.port, {
       ...opts.quic,
       sessionTicket:
-        opts.quic && "sessionTicket" in opts.quic ? opts.quic.sessionTicket : ticketCache.get(ticketKey),
+        opts.quic && "sessionTicket" in opts.quic
+          ? opts.quic.sessionTicket
+          : ticketKey
+            ? ticketCache.get(ticketKey)
+            : undefined,
       alpn,
       serverName,
       handshakeTimeout: opts.quic?.handshakeTimeout ?? opts.timeout,
       ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
       ...(opts.insecure ? { insecure: true } : {}),
     });
-    conn.on("sessionTicket", (t: SessionTicket) => rememberTicket(ticketKey, t));
+    if (ticketKey) conn.on("sessionTicket", (t: SessionTicket) => rememberTicket(ticketKey, t));
     const control = await conn.openStream({ bidi: true });
     let closeListener: ((err: Error | undefined) => void) | undefined;
     let closed: Error | undefined | null = null;

@@ -6,10 +6,12 @@
 import { once } from "node:events";
 import { afterEach, describe, expect, it } from "vitest";
 import { nodeProvider } from "../../../src/crypto/node.js";
+import { SeededRng } from "../../../src/crypto/random.js";
 import { Broker } from "../../../src/mqtt/broker/index.js";
 import { connect, type MqttClient } from "../../../src/mqtt/client/index.js";
 import { listenQuic } from "../../../src/net/mqtt-quic.js";
 import type { QuicConnection, QuicEndpoint } from "../../../src/net/quic.js";
+import { generateTestCA } from "../../../src/tls/certgen.js";
 import { testCerts } from "../../quic/harness.js";
 import { quicClientOptions } from "./real-broker.js";
 
@@ -57,6 +59,22 @@ describe("MQTT over QUIC: resumption and 0-RTT", () => {
     await second.publish("r/t", "resumed", { qos: 1 });
     expect(String((await got)[1])).toBe("resumed");
     expect(conns.map((c) => c.resumed)).toEqual([false, true]);
+  });
+
+  it("never resumes a ticket under other trust settings: a wrong CA still fails the certificate check", async () => {
+    const { url } = await broker(false);
+    const first = await client(url);
+    await first.end();
+    // A CA that did not sign the broker's certificate.
+    const otherCa = generateTestCA({
+      provider: nodeProvider,
+      rng: new SeededRng(99),
+      now: Date.now(),
+      commonName: "another CA",
+    }).der;
+    await expect(
+      connect(url, { ...quicClientOptions, ca: [otherCa], reconnect: false, quic: { crypto: nodeProvider } }),
+    ).rejects.toThrow(/certificate/i);
   });
 
   it("with earlyData, CONNECT and the first PUBLISH ride in 0-RTT and the broker accepts them", async () => {
