@@ -33,6 +33,8 @@ export interface QuinnServer {
   port: number;
   proc: ChildProcess;
   output(): string;
+  /** Resolves with the exit code once the process has exited (e.g. after `--exit-after N`) and its output is read. */
+  exited: Promise<number | null>;
   stop(): Promise<void>;
 }
 
@@ -46,6 +48,8 @@ export async function startQuinnServer(args: string[]): Promise<QuinnServer> {
   proc.stderr?.on("data", (d) => {
     out += d;
   });
+  // "close": after the exit and once stdout/stderr are drained, so output() is complete.
+  const exited = new Promise<number | null>((r) => proc.once("close", (code) => r(code)));
   const port = await new Promise<number>((resolvePort, reject) => {
     const t = setTimeout(() => reject(new Error(`quinn-peer server did not start: ${out}`)), 10_000);
     proc.stdout?.on("data", (d) => {
@@ -65,8 +69,9 @@ export async function startQuinnServer(args: string[]): Promise<QuinnServer> {
     port,
     proc,
     output: () => out,
+    exited,
     stop: async () => {
-      if (proc.exitCode !== null) return;
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
       proc.kill("SIGTERM");
       await new Promise((r) => proc.once("exit", r));
     },

@@ -8,7 +8,12 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type InteropArgs, interopClient, interopServer } from "../../src/cli/interop.js";
+import {
+  type InteropArgs,
+  InteropResumptionError,
+  interopClient,
+  interopServer,
+} from "../../src/cli/interop.js";
 import { nodeProvider } from "../../src/crypto/node.js";
 import { SeededRng } from "../../src/crypto/random.js";
 import type { QuicEndpoint as QE } from "../../src/net/quic.js";
@@ -350,6 +355,159 @@ describe("quinn client -> mquictt server", () => {
     } finally {
       await server?.close();
       server = undefined;
+    }
+  }, 60_000);
+});
+
+/**
+ * Session resumption (RFC 8446 §2.2) and 0-RTT (RFC 9001 §4.6) as the quic-interop-runner's
+ * "resumption" and "zerortt" test cases: the client fetches the first file on one connection,
+ * keeps its session ticket, and fetches the others on a second connection that resumes it
+ * (zerortt: with the requests sent in 0-RTT). Each side reports what happened: ours through
+ * QuicConnection.resumed/earlyData, quinn-peer by what only a full handshake does (its client
+ * verifies the server certificate, its server signs with its key) and by 0-RTT stream arrival.
+ */
+const resumptionFiles = ["1k", "1m", "f1", "f2", "f3", "f4", "f5"];
+
+describe("resumption and 0-RTT: mquictt client -> quinn server", () => {
+  for (const testcase of ["resumption", "zerortt"] as const) {
+    it(testcase, async () => {
+      const server = await startQuinnServer([
+        "--www",
+        www,
+        "--cert",
+        certPem,
+        "--key",
+        keyPem,
+        "--testcase",
+        testcase,
+        "--exit-after",
+        "2",
+      ]);
+      try {
+        const d = downloadsDir();
+        const lines: string[] = [];
+        const reports = await interopClient(
+          {
+            ...baseArgs("client", testcase),
+            downloads: d,
+            requests: resumptionFiles.map((f) => `https://127.0.0.1:${server.port}/${f}`),
+          },
+          (line) => lines.push(line),
+        );
+        checkDownloads(d, resumptionFiles);
+        // Our side: a full handshake, then a resumed one (with 0-RTT accepted for zerortt).
+        expect(reports, lines.join("\n")).toEqual([
+          { connection: 1, resumed: false, earlyData: "none" },
+          { connection: 2, resumed: true, earlyData: testcase === "zerortt" ? "accepted" : "none" },
+        ]);
+        // quinn's side: it exits 0 only if connection 2 was resumed (and, for zerortt, carried
+        // requests in 0-RTT packets); its report says so too. (Our earlyData "accepted" is the
+        // TLS decision; only quinn can tell that the requests really travelled in 0-RTT packets.
+        // They do not if QuicEndpoint.connect() sends the Initial before the caller's first
+        // writes: quinn answers within a loop turn, the 1-RTT keys arrive, and the requests go
+        // in 1-RTT, RFC 9001 §4.9.3.)
+        expect(await server.exited, server.output()).toBe(0);
+        const out = server.output();
+        expect(out).toMatch(/connection 1: resumed=false zero_rtt=none requests_in_0rtt=0/);
+        if (testcase === "zerortt") {
+          const m = /connection 2: resumed=true zero_rtt=accepted requests_in_0rtt=(\d+)/.exec(out);
+          expect(m, out).not.toBeNull();
+          expect(Number(m?.[1])).toBeGreaterThanOrEqual(1);
+        } else {
+          expect(out).toMatch(/connection 2: resumed=true zero_rtt=none requests_in_0rtt=0/);
+        }
+      } finally {
+        await server.stop();
+      }
+    }, 60_000);
+  }
+
+  it("fails clearly when the server does not let the client send 0-RTT", async () => {
+    // A "resumption" server issues tickets without early_data: zerortt cannot be done.
+    const server = await startQuinnServer([
+      "--www",
+      www,
+      "--cert",
+      certPem,
+      "--key",
+      keyPem,
+      "--testcase",
+      "resumption",
+    ]);
+    try {
+      await expect(
+        interopClient(
+          {
+            ...baseArgs("client", "zerortt"),
+            downloads: downloadsDir(),
+            requests: ["1k", "f1"].map((f) => `https://127.0.0.1:${server.port}/${f}`),
+          },
+          () => {},
+        ),
+      ).rejects.toThrow(InteropResumptionError);
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
+});
+
+describe("resumption and 0-RTT: quinn client -> mquictt server", () => {
+  for (const testcase of ["resumption", "zerortt"] as const) {
+    it(testcase, async () => {
+      const lines: string[] = [];
+      const server = await interopServer({ ...baseArgs("server", testcase) }, (line) => lines.push(line));
+      const port = server.address().port;
+      try {
+        const d = downloadsDir();
+        const r = await runQuinnClient([
+          "--downloads",
+          d,
+          "--ca",
+          caPem,
+          "--server-name",
+          "localhost",
+          "--testcase",
+          testcase,
+          ...resumptionFiles.map((f) => `https://127.0.0.1:${port}/${f}`),
+        ]);
+        // quinn-peer exits non-zero when connection 2 was not resumed / its 0-RTT not accepted.
+        expect(r.code, r.stderr).toBe(0);
+        checkDownloads(d, resumptionFiles);
+        const zero = testcase === "zerortt" ? "accepted" : "none";
+        expect(r.stderr).toMatch(/connection 1: resumed=false zero_rtt=none/);
+        expect(r.stderr).toMatch(new RegExp(`connection 2: resumed=true zero_rtt=${zero}`));
+        // Our server's view of the same two handshakes.
+        const conns = lines.filter((l) => l.startsWith("connection "));
+        expect(conns, lines.join("\n")).toHaveLength(2);
+        expect(conns[0]).toMatch(/^connection 1 from .*: resumed=false earlyData=none$/);
+        expect(conns[1]).toMatch(new RegExp(`^connection 2 from .*: resumed=true earlyData=${zero}$`));
+      } finally {
+        await server.close();
+      }
+    }, 60_000);
+  }
+
+  it("quinn's client fails clearly when our server does not take 0-RTT", async () => {
+    // Our "resumption" server issues tickets that do not allow early data.
+    const server = await interopServer({ ...baseArgs("server", "resumption") }, () => {});
+    const port = server.address().port;
+    try {
+      const r = await runQuinnClient([
+        "--downloads",
+        downloadsDir(),
+        "--ca",
+        caPem,
+        "--server-name",
+        "localhost",
+        "--testcase",
+        "zerortt",
+        ...["1k", "f1"].map((f) => `https://127.0.0.1:${port}/${f}`),
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/connection 2: no 0-RTT keys/);
+    } finally {
+      await server.close();
     }
   }, 60_000);
 });
