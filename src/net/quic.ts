@@ -337,9 +337,13 @@ export class QuicEndpoint extends EventEmitter {
       earlyData: opts.earlyData,
     });
     const qc = this.wrap(conn);
-    this.service();
     // 0-RTT: the connection is usable now; the handshake finishes in the background.
     const early = conn.earlyDataState === "pending";
+    // With 0-RTT the first flight waits one turn for what the caller writes once connect()
+    // resolves, so it leaves with the Initial: sent later, a fast server's reply would already
+    // have brought the 1-RTT keys, and the data would go in 1-RTT (RFC 9001 §4.9.3).
+    if (early) this.scheduleService();
+    else this.service();
     const timeout = opts.handshakeTimeout ?? 10_000;
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => {
@@ -876,7 +880,34 @@ export class QuicStream extends Duplex {
 
   /** @internal */
   onConnectionClosed(err: Error | undefined): void {
-    if (!this.destroyed && (!this.readEnded || !this.writableFinished)) this.destroy(err);
+    if (this.destroyed || (this.readEnded && this.writableFinished)) return;
+    if (err === undefined && !this.readEnded) {
+      // A graceful close (ours, or the peer's application code 0): what already arrived stays
+      // readable, also on a stream the application has not started reading yet (a PUBLISH sent
+      // on a fresh stream just before DISCONNECT and the close); then the stream ends.
+      this.drainOnClose();
+      this.endRead();
+      if (this.readableLength > 0) {
+        this.once("end", () => this.destroy());
+        return;
+      }
+    }
+    this.destroy(err);
+  }
+
+  /** Moves everything the connection still holds for this stream into the readable buffer. */
+  private drainOnClose(): void {
+    for (;;) {
+      let r: { data: Uint8Array; fin: boolean } | undefined;
+      try {
+        r = this.conn.core.read(now(), this.id);
+      } catch {
+        return; // a send-only stream, or nothing left
+      }
+      if (!r) return;
+      if (r.data.length > 0) this.push(Buffer.from(r.data.buffer, r.data.byteOffset, r.data.length));
+      if (r.fin) return;
+    }
   }
 
   /** Abruptly ends our sending direction (RESET_STREAM) with an application error code. */
