@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Self-test of quinn-peer against itself on loopback (no other network).
 # Usage: interop/quinn-peer/selftest.sh [path/to/quinn-peer]
-# Builds the release binary if none is given and none exists. Ports 4433-4437 (override
+# Builds the release binary if none is given and none exists. Ports 4433-4438 (override
 # with QP_PORT_BASE). Prints one line per check and a final "N passed, N failed".
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -74,7 +74,20 @@ check "404 reset" grep -q 'with code 404' <<<"$err"
 check "refused requests leave no files" test ! -e "$T/dl/outside.txt" -a ! -e "$T/dl/escape" -a ! -e "$T/dl/nonexistent"
 check "retry" client --insecure "https://127.0.0.1:$((base + 3))/file1k"
 check "retry was sent" grep -q '^retry ->' "$T/retry.err"
-check "unsupported testcase exits 127" bash -c "TESTCASE=zerortt $B client --insecure $U/file1k; test \$? = 127"
+check "unsupported testcase exits 127" bash -c "TESTCASE=http3 $B client --insecure $U/file1k; test \$? = 127"
+for tc in resumption zerortt; do
+  port=$((base + 4))
+  [ "$tc" = zerortt ] && port=$((base + 5))
+  start_server "$tc" --listen "127.0.0.1:$port" --testcase "$tc" --exit-after 2 || exit 1
+  rm -f "$T"/dl/*
+  err=$(client --insecure --testcase "$tc" "https://127.0.0.1:$port/file1k" "https://127.0.0.1:$port/file10m" 2>&1 >/dev/null)
+  want=none
+  [ "$tc" = zerortt ] && want=accepted
+  check "$tc: client resumed (zero_rtt=$want)" grep -q "^connection 2: resumed=true zero_rtt=$want" <<<"$err"
+  check "$tc sha256" sums_ok
+  for _ in $(seq 100); do grep -q 'connections served as expected\|FAILED' "$T/$tc.err" && break; sleep 0.05; done
+  check "$tc: server saw connection 2 resumed" grep -q "^connection 2: resumed=true zero_rtt=$want" "$T/$tc.err"
+done
 line=$(timeout 60 "$B" client --insecure --bench-bytes 104857600 "$U/bench/104857600")
 echo "     $line"
 check "bench 100 MB" grep -q '^bytes=104857600 seconds=' <<<"$line"
