@@ -52,6 +52,7 @@
  *       --qos 0 --seconds 5 --warmup 1 --window 64 --e2e-window 1000
  *   --profile DIR   run the mquictt broker under --cpu-prof and print the top costs of its main thread
  *   --replot        redraw the SVG from bench/results/throughput[-quick].json
+ *   --out NAME      write throughput-NAME.json/.svg/.md instead (targeted re-runs keep the full result)
  *
  * Writes bench/results/throughput.json, throughput.svg (grouped bars of delivered msgs/s),
  * throughput.md and throughput.targets.json (the `-quick` variants for --quick).
@@ -636,6 +637,8 @@ interface RunParams {
   payloads: number[];
   qos: Qos[];
   quick: boolean;
+  /** --out NAME: results go to throughput-NAME.* (targeted re-runs keep the full result). */
+  out?: string;
   /** How the mquictt broker runs: compiled by tsc under plain node, or from source under tsx. */
   brokerFrom: "dist" | "tsx";
 }
@@ -727,7 +730,8 @@ async function startBroker(
 
 async function main(argv: string[]): Promise<void> {
   const quick = argv.includes("--quick");
-  const suffix = quick ? "-quick" : "";
+  const out = flag(argv, "--out");
+  const suffix = out !== undefined ? `-${out}` : quick ? "-quick" : "";
   if (argv.includes("--replot")) {
     const saved = JSON.parse(readFileSync(join(RESULTS_DIR, `throughput${suffix}.json`), "utf8")) as {
       cells: CellResult[];
@@ -750,6 +754,7 @@ async function main(argv: string[]): Promise<void> {
     payloads: (flag(argv, "--payloads") ?? (quick ? "64" : "64,4096")).split(",").map(Number),
     qos: (flag(argv, "--qos") ?? (quick ? "0,1" : "0,1,2")).split(",").map(Number) as Qos[],
     quick,
+    out,
     brokerFrom: (flag(argv, "--broker-from") ?? (quick ? "tsx" : "dist")) as "dist" | "tsx",
   };
   if (params.brokerFrom !== "dist" && params.brokerFrom !== "tsx") throw new Error("--broker-from dist|tsx");
@@ -1054,7 +1059,7 @@ function report(unsorted: CellResult[], params: RunParams, notes: string[], argv
   console.log("");
   for (const t of targets) console.log(`target ${t.met ? "MET" : "NOT MET"}: ${t.target}: ${t.measured}`);
 
-  const suffix = params.quick ? "-quick" : "";
+  const suffix = params.out !== undefined ? `-${params.out}` : params.quick ? "-quick" : "";
   const svgPath = join(RESULTS_DIR, `throughput${suffix}.svg`);
   writeFileSync(svgPath, barsSvg(cells, params, notes));
   const out = writeResult(`throughput${suffix}.json`, {
