@@ -65,6 +65,7 @@ import {
   minPayloadLength,
   type PacketKeys,
   protect,
+  protectPayload,
   removeHeaderProtection,
   unprotect,
   verifyRetryIntegrity,
@@ -1369,7 +1370,9 @@ export class Connection {
       }
     }
 
-    const buf = new Uint8Array(size);
+    // Every byte up to the returned length is written below, so the buffer need not be zeroed
+    // (Buffer.allocUnsafe: pooled, no fill; a measurable share of per-packet GC and time).
+    const buf: Uint8Array = Buffer.allocUnsafe(size);
     let at = 0;
     let containsInitial = false;
     let ackElicitingSent = false;
@@ -1655,8 +1658,8 @@ export class Connection {
           pnLength,
         })
       : writeShortHeader(buf, at, { dcid, packetNumber: pn, pnLength, keyPhase: this.keyPhase });
-    buf.set(w.finish(), layout.payloadOffset);
-    const end = protect(keys, buf, layout, layout.payloadOffset + payloadLen);
+    // Sealed straight from the scratch writer into the datagram (one copy fewer per packet).
+    const end = protectPayload(keys, buf, layout, w.finish());
     space.nextPn++;
     const inFlight = ackEliciting || pad > 0;
     this.loss.onPacketSent(space.id, {
