@@ -29,7 +29,7 @@
  *   npx tsx bench/connect-setup.ts                 RTT 10,50,200 ms, 30 repetitions per mode and QoS
  *   npx tsx bench/connect-setup.ts --quick         CI smoke (< 45 s): RTT 50 ms, 3 repetitions, 0.5 s rate runs
  *   --rtt 10,50 --reps 50 --warmup 2 --modes quic,tls-ours --rate-seconds 8 --concurrency 16
- *   --no-rate / --no-setup   skip one part
+ *   --no-rate / --no-setup   skip one part; --link-name N: netns prefix (default mqs), for a second run at once
  *
  * Writes bench/results/setup.json, the plot bench/results/setup.svg (time to first PUBLISH vs
  * RTT per mode), the RESULTS.md section setup.md and setup.targets.json (`-quick` variants for
@@ -541,7 +541,10 @@ async function main(argv: string[]): Promise<void> {
   const quicModes = modes.filter((m) => modeById(m).transport === "quic");
   try {
     if (doSetup) {
-      const link: NetLink = await EmulatedLink.create({ name: "mqs", delayMs: rtts[0] / 2 });
+      const link: NetLink = await EmulatedLink.create({
+        name: arg(argv, "--link-name") ?? "mqs",
+        delayMs: rtts[0] / 2,
+      });
       linkInfo = {
         emulated: link.emulated,
         // describe() names the delay at creation; the delay is set per RTT below.
