@@ -4,6 +4,7 @@
  * contract. Certificates are verified for real against a test CA.
  */
 import { createHash } from "node:crypto";
+import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -369,6 +370,79 @@ describe("quinn client -> mquictt server", () => {
  */
 const resumptionFiles = ["1k", "1m", "f1", "f2", "f3", "f4", "f5"];
 
+/** QUIC variable-length integer at `o` (RFC 9000 §16): [value, next offset]. */
+function varint(b: Buffer, o: number): [number, number] {
+  const len = 1 << (b[o] >> 6);
+  let v = b[o] & 0x3f;
+  for (let i = 1; i < len; i++) v = v * 256 + b[o + i];
+  return [v, o + len];
+}
+
+/**
+ * A plain loopback relay between one client and a server that counts, on the wire, the 0-RTT
+ * packets the client sends (long header type 1, RFC 9000 §17.2.3), walking every coalesced
+ * packet of a datagram (§12.2): evidence independent of what either stack reports.
+ */
+class ZeroRttWire {
+  private client: RemoteInfo | undefined;
+  /** 0-RTT packets from the client, and their bytes. */
+  zeroRttPackets = 0;
+  zeroRttBytes = 0;
+
+  private constructor(
+    private readonly sock: Socket,
+    private readonly serverPort: number,
+  ) {
+    sock.on("message", (msg, rinfo) => this.onMessage(msg, rinfo));
+  }
+
+  static async start(serverPort: number): Promise<ZeroRttWire> {
+    const sock = createSocket("udp4");
+    await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
+    return new ZeroRttWire(sock, serverPort);
+  }
+
+  get port(): number {
+    return this.sock.address().port;
+  }
+
+  private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    if (rinfo.port === this.serverPort) {
+      if (this.client) this.sock.send(msg, this.client.port, this.client.address);
+      return;
+    }
+    this.client = rinfo;
+    this.count(msg);
+    this.sock.send(msg, this.serverPort, "127.0.0.1");
+  }
+
+  private count(b: Buffer): void {
+    let o = 0;
+    // Long headers (bit 0x80) until a short header, which runs to the end of the datagram.
+    while (o < b.length && (b[o] & 0x80) !== 0) {
+      const type = (b[o] >> 4) & 3;
+      if (type === 3) return; // Retry: never from a client
+      let p = o + 5; // first byte + version
+      p += 1 + b[p]; // DCID
+      p += 1 + b[p]; // SCID
+      if (type === 0) {
+        const [tokenLen, q] = varint(b, p);
+        p = q + tokenLen;
+      }
+      const [length, q] = varint(b, p);
+      if (type === 1) {
+        this.zeroRttPackets++;
+        this.zeroRttBytes += q + length - o;
+      }
+      o = q + length;
+    }
+  }
+
+  close(): void {
+    this.sock.close();
+  }
+}
+
 describe("resumption and 0-RTT: mquictt client -> quinn server", () => {
   for (const testcase of ["resumption", "zerortt"] as const) {
     it(testcase, async () => {
@@ -384,6 +458,7 @@ describe("resumption and 0-RTT: mquictt client -> quinn server", () => {
         "--exit-after",
         "2",
       ]);
+      const wire = await ZeroRttWire.start(server.port);
       try {
         const d = downloadsDir();
         const lines: string[] = [];
@@ -391,7 +466,7 @@ describe("resumption and 0-RTT: mquictt client -> quinn server", () => {
           {
             ...baseArgs("client", testcase),
             downloads: d,
-            requests: resumptionFiles.map((f) => `https://127.0.0.1:${server.port}/${f}`),
+            requests: resumptionFiles.map((f) => `https://127.0.0.1:${wire.port}/${f}`),
           },
           (line) => lines.push(line),
         );
@@ -403,10 +478,10 @@ describe("resumption and 0-RTT: mquictt client -> quinn server", () => {
         ]);
         // quinn's side: it exits 0 only if connection 2 was resumed (and, for zerortt, carried
         // requests in 0-RTT packets); its report says so too. (Our earlyData "accepted" is the
-        // TLS decision; only quinn can tell that the requests really travelled in 0-RTT packets.
-        // They do not if QuicEndpoint.connect() sends the Initial before the caller's first
+        // TLS decision; quinn and the wire tell that the requests really travelled in 0-RTT.
+        // They did not while QuicEndpoint.connect() sent the Initial before the caller's first
         // writes: quinn answers within a loop turn, the 1-RTT keys arrive, and the requests go
-        // in 1-RTT, RFC 9001 §4.9.3.)
+        // in 1-RTT, RFC 9001 §4.9.3; fixed in c119dd2.)
         expect(await server.exited, server.output()).toBe(0);
         const out = server.output();
         expect(out).toMatch(/connection 1: resumed=false zero_rtt=none requests_in_0rtt=0/);
@@ -417,7 +492,11 @@ describe("resumption and 0-RTT: mquictt client -> quinn server", () => {
         } else {
           expect(out).toMatch(/connection 2: resumed=true zero_rtt=none requests_in_0rtt=0/);
         }
+        // On the wire: our client sent 0-RTT packets only for zerortt (one request each, at least).
+        if (testcase === "zerortt") expect(wire.zeroRttPackets).toBeGreaterThanOrEqual(1);
+        else expect(wire.zeroRttPackets).toBe(0);
       } finally {
+        wire.close();
         await server.stop();
       }
     }, 60_000);
@@ -457,7 +536,7 @@ describe("resumption and 0-RTT: quinn client -> mquictt server", () => {
     it(testcase, async () => {
       const lines: string[] = [];
       const server = await interopServer({ ...baseArgs("server", testcase) }, (line) => lines.push(line));
-      const port = server.address().port;
+      const wire = await ZeroRttWire.start(server.address().port);
       try {
         const d = downloadsDir();
         const r = await runQuinnClient([
@@ -469,7 +548,7 @@ describe("resumption and 0-RTT: quinn client -> mquictt server", () => {
           "localhost",
           "--testcase",
           testcase,
-          ...resumptionFiles.map((f) => `https://127.0.0.1:${port}/${f}`),
+          ...resumptionFiles.map((f) => `https://127.0.0.1:${wire.port}/${f}`),
         ]);
         // quinn-peer exits non-zero when connection 2 was not resumed / its 0-RTT not accepted.
         expect(r.code, r.stderr).toBe(0);
@@ -482,7 +561,11 @@ describe("resumption and 0-RTT: quinn client -> mquictt server", () => {
         expect(conns, lines.join("\n")).toHaveLength(2);
         expect(conns[0]).toMatch(/^connection 1 from .*: resumed=false earlyData=none$/);
         expect(conns[1]).toMatch(new RegExp(`^connection 2 from .*: resumed=true earlyData=${zero}$`));
+        // On the wire: quinn's requests travelled in 0-RTT packets only for zerortt.
+        if (testcase === "zerortt") expect(wire.zeroRttPackets).toBeGreaterThanOrEqual(1);
+        else expect(wire.zeroRttPackets).toBe(0);
       } finally {
+        wire.close();
         await server.close();
       }
     }, 60_000);
