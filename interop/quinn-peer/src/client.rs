@@ -496,10 +496,16 @@ async fn run_resumption(
                 let accepted = accepted.await;
                 (conn, Some((accepted, set)))
             }
-            Err(_) => bail!(
-                "connection 2: no 0-RTT keys (the client holds no ticket allowing early data: \
-                 the server's NewSessionTicket had no early_data extension)"
-            ),
+            Err(connecting) => {
+                // Finish and close that connection rather than leave it to the idle timeout.
+                if let Ok(conn) = connecting.await {
+                    conn.close(VarInt::from_u32(0), b"no 0-RTT");
+                }
+                bail!(
+                    "connection 2: no 0-RTT keys (the client holds no ticket allowing early data: \
+                     the server's NewSessionTicket had no early_data extension)"
+                )
+            }
         }
     } else {
         (connecting.await.context("handshake 2")?, None)
