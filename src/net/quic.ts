@@ -9,6 +9,7 @@
  *
  * This file is the only place (with the TCP listener) that touches sockets and timers.
  */
+import { createHash } from "node:crypto";
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { lookup as dnsLookup, type LookupOneOptions } from "node:dns";
 import { EventEmitter, once } from "node:events";
@@ -302,6 +303,32 @@ export class QuicEndpoint extends EventEmitter {
   }
 
   /**
+   * The verifier for trusted roots `ca` (the system roots when undefined), parsed once per process
+   * and crypto provider: parsing the roots and importing their keys cost more per connection than
+   * the rest of a client's handshake.
+   */
+  private async caVerifier(ca: string | Uint8Array[] | undefined): Promise<PeerVerifier> {
+    const h = createHash("sha256");
+    if (typeof ca === "string") h.update("pem\0").update(ca);
+    else if (ca !== undefined) for (const der of ca) h.update("der\0").update(der);
+    const key = `${this.provider.name}|${ca === undefined ? "system" : h.digest("hex")}`;
+    let v = verifierCache.get(key);
+    if (v === undefined) {
+      const roots =
+        ca === undefined
+          ? (await systemRoots()).roots
+          : typeof ca === "string"
+            ? loadCertificateChain(ca, "the CA file")
+            : ca;
+      v = createPeerVerifier({ roots, now: () => Date.now(), provider: this.provider });
+      if (verifierCache.size >= VERIFIER_CACHE_SIZE)
+        verifierCache.delete(verifierCache.keys().next().value as string);
+    } else verifierCache.delete(key);
+    verifierCache.set(key, v);
+    return v;
+  }
+
+  /**
    * Connects to `host:port` and resolves once the handshake completes. Rejects with a
    * `QuicError` whose message says why (certificate problem, ALPN refused, timeout...).
    */
@@ -310,15 +337,7 @@ export class QuicEndpoint extends EventEmitter {
     let verifier: PeerVerifier | "insecure-skip-verification";
     if (opts.verifier) verifier = opts.verifier;
     else if (opts.insecure) verifier = "insecure-skip-verification";
-    else {
-      const roots =
-        opts.ca === undefined
-          ? (await systemRoots()).roots
-          : typeof opts.ca === "string"
-            ? loadCertificateChain(opts.ca, "the CA file")
-            : opts.ca;
-      verifier = createPeerVerifier({ roots, now: () => Date.now(), provider: this.provider });
-    }
+    else verifier = await this.caVerifier(opts.ca);
     const remoteHost =
       host === "localhost" ? (this.socket.address().family === "IPv6" ? "::1" : "127.0.0.1") : host;
     const mappedHost =
@@ -535,6 +554,11 @@ export class QuicEndpoint extends EventEmitter {
 }
 
 let systemRootsPromise: ReturnType<typeof loadSystemRoots> | undefined;
+
+/** Most sets of trusted roots whose verifier is kept (least recently used forgotten first). */
+const VERIFIER_CACHE_SIZE = 32;
+/** Verifiers by provider and trusted roots (see `QuicEndpoint.caVerifier`). */
+const verifierCache = new Map<string, PeerVerifier>();
 
 /** The system roots, loaded and parsed once per process. */
 function systemRoots(): ReturnType<typeof loadSystemRoots> {
