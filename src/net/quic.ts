@@ -602,6 +602,11 @@ export class QuicConnection extends EventEmitter {
   /** True once connected when the TLS session was resumed from a ticket. */
   resumed = false;
   /**
+   * Client: the latest session ticket the server sent (also emitted as `sessionTicket`); kept
+   * because a server may send it with its first flight, before code after `connect()` runs.
+   */
+  sessionTicket: SessionTicket | undefined;
+  /**
    * 0-RTT: "pending" while data may go out in 0-RTT before the handshake completes, then
    * "accepted" or "rejected" (the rejected data was resent in 1-RTT); "none" when not attempted.
    */
@@ -659,6 +664,7 @@ export class QuicConnection extends EventEmitter {
         this.emit("datagram", ev.data);
         return;
       case "session_ticket":
+        this.sessionTicket = ev.ticket;
         this.emit("sessionTicket", ev.ticket);
         return;
       case "closed": {

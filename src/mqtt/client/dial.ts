@@ -158,7 +158,10 @@ export async function dialQuic(address: BrokerAddress, opts: DialOptions): Promi
       ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
       ...(opts.insecure ? { insecure: true } : {}),
     });
-    if (ticketKey) conn.on("sessionTicket", (t: SessionTicket) => rememberTicket(ticketKey, t));
+    if (ticketKey) {
+      if (conn.sessionTicket) rememberTicket(ticketKey, conn.sessionTicket);
+      conn.on("sessionTicket", (t: SessionTicket) => rememberTicket(ticketKey, t));
+    }
     const control = await conn.openStream({ bidi: true });
     let closeListener: ((err: Error | undefined) => void) | undefined;
     let closed: Error | undefined | null = null;
