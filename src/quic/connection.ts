@@ -316,6 +316,8 @@ export class Connection {
     ptoCount: 0,
     /** 1-RTT key updates, initiated by either side (RFC 9001 §6). */
     keyUpdates: 0,
+    /** 0-RTT packets sent (client) or processed (server): what "accepted" actually carried. */
+    zeroRttPackets: 0,
   };
 
   private constructor(
@@ -678,6 +680,7 @@ export class Connection {
 
     // The packet is authentic from here on.
     this.stats.packetsReceived++;
+    if (zeroRtt) this.stats.zeroRttPackets++;
     if (this.role === "client" && !this.receivedFromPeer && header.type === "initial") {
       // RFC 9000 §7.2: switch to the server's chosen connection ID.
       this.peerInitialScid = header.scid.slice();
@@ -1661,6 +1664,7 @@ export class Connection {
     // Sealed straight from the scratch writer into the datagram (one copy fewer per packet).
     const end = protectPayload(keys, buf, layout, w.finish());
     space.nextPn++;
+    if (zeroRtt) this.stats.zeroRttPackets++;
     const inFlight = ackEliciting || pad > 0;
     this.loss.onPacketSent(space.id, {
       pn,

@@ -94,6 +94,8 @@ describe("0-RTT", () => {
       expect(packetTypes(fromClient[0].data)).toEqual(["initial"]);
       expect(packetTypes(fromClient[1].data)).toEqual(["0rtt"]);
       expect(receivedAt).toBe(LATENCY);
+      expect(p.clientConn.stats.zeroRttPackets).toBeGreaterThan(0);
+      expect(p.serverConn?.stats.zeroRttPackets).toBe(p.clientConn.stats.zeroRttPackets);
       expect(connected(p.clientEvents)).toMatchObject({ resumed: true, earlyData: "accepted" });
       expect(connected(p.serverEvents)).toMatchObject({ resumed: true, earlyData: "accepted" });
     }));
