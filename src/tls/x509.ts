@@ -34,6 +34,7 @@ import * as asn1js from "asn1js";
 import type { PublicKey, SignatureScheme } from "../crypto/provider.js";
 import { bytesEqual, toHex } from "../util/bytes.js";
 import { CertificateError } from "./cert-error.js";
+import { bytesToLatin1 } from "./extensions.js";
 
 /** A key usage bit name (RFC 5280 §4.2.1.3), as @peculiar/asn1-x509 spells them. */
 export type KeyUsageName = KeyUsageType;
@@ -203,6 +204,27 @@ function describeError(e: unknown): string {
  *   cert.subject; // "CN=localhost, O=mquictt"
  */
 export function parseCertificate(der: Uint8Array, what = "certificate"): Certificate {
+  // A client sees the same server chain on every reconnect: parsing (and importing its key) is
+  // a large share of a handshake's CPU, so parsed certificates are kept by their exact bytes.
+  const key = bytesToLatin1(der);
+  const cached = parsedCache.get(key);
+  if (cached !== undefined) {
+    parsedCache.delete(key);
+    parsedCache.set(key, cached);
+    return cached;
+  }
+  const cert = parseUncached(der, what);
+  parsedCache.set(key, cert);
+  if (parsedCache.size > PARSED_CACHE_SIZE) parsedCache.delete(parsedCache.keys().next().value as string);
+  return cert;
+}
+
+/** Most parsed certificates kept (least recently used forgotten first). */
+const PARSED_CACHE_SIZE = 512;
+/** Parsed certificates by DER (a latin1 string of the bytes); only successes are kept. */
+const parsedCache = new Map<string, Certificate>();
+
+function parseUncached(der: Uint8Array, what: string): Certificate {
   const own = Uint8Array.from(der);
   if (own.length === 0) throw new CertificateError("CERT_PARSE_ERROR", `${what} is empty (0 bytes)`);
 
