@@ -17,9 +17,11 @@ const USAGE = `usage: mquictt <command>
   interop client [--downloads DIR] [--insecure | --ca PEM] URL...
       (environment: ROLE, TESTCASE, REQUESTS, SSLKEYLOGFILE, QLOGDIR)
   broker [--quic-port N] [--tcp-port N | --no-tcp] [--tls-port N] [--host ADDR] [--cert PEM --key PEM | --cert-dir DIR]
+         [--early-data]
                             run an MQTT broker on QUIC (default UDP 14567) and TCP (1883) until Ctrl-C,
                             and MQTT over TLS (mqtts://, usually 8883) with --tls-port;
-                            without --cert it generates a test CA and prints its path for --cafile
+                            without --cert it generates a test CA and prints its path for --cafile;
+                            --early-data accepts 0-RTT from resuming clients (replayable: idempotent use only)
   pub -t TOPIC (-m MSG | -n) [-q 0|1|2] [-r] [connection flags]
   sub -t FILTER [-t FILTER]... [-v] [-C COUNT] [-W SECONDS] [-q 0|1|2] [connection flags]
       connection flags: -h HOST -p PORT [--tcp] | -L mqtt+quic://HOST:PORT | -L mqtt://HOST:PORT,

@@ -61,6 +61,8 @@ export interface BrokerCliOptions {
   key?: string;
   /** Where to write generated test certificates (default: a fresh temporary directory). */
   certDir?: string;
+  /** Accept 0-RTT from resuming QUIC clients (replayable early data; off by default). */
+  earlyData?: boolean;
 }
 
 /** Parses `mquictt broker` flags. */
@@ -80,6 +82,9 @@ export function parseBrokerArgs(argv: string[]): BrokerCliOptions {
         break;
       case "--no-tcp":
         opts.tcpPort = undefined;
+        break;
+      case "--early-data":
+        opts.earlyData = true;
         break;
       case "--host":
         opts.host = takeValue(argv, i++, a);
@@ -152,8 +157,15 @@ export async function startBrokerCli(opts: BrokerCliOptions, io: CliIo = console
   let tcpPort: number | undefined;
   let tlsPort: number | undefined;
   try {
-    quicPort = (await broker.listenQuic({ port: opts.quicPort, host: opts.host, cert: certPem, key: keyPem }))
-      .port;
+    quicPort = (
+      await broker.listenQuic({
+        port: opts.quicPort,
+        host: opts.host,
+        cert: certPem,
+        key: keyPem,
+        earlyData: opts.earlyData === true,
+      })
+    ).port;
     if (opts.tcpPort !== undefined) {
       tcpPort = (await broker.listenTcp({ port: opts.tcpPort, host: opts.host })).port;
     }

@@ -79,6 +79,7 @@ describe("mquictt pub/sub/broker flag parsing", () => {
       quicPort: 0,
       tcpPort: undefined,
     });
+    expect(parseBrokerArgs(["--early-data"]).earlyData).toBe(true);
   });
 
   it("rejects bad flags with a usage error", () => {
