@@ -47,7 +47,13 @@ import { makeCertificates } from "../src/cli/cert.js";
 import { Broker } from "../src/mqtt/index.js";
 import { QuicEndpoint } from "../src/net/quic.js";
 import { loadCertificateChain } from "../src/tls/pem.js";
-import { type HeapGrowth, heapGrowth, summariseHeapSnapshot } from "./lib/heap-summary.js";
+import {
+  type HeapGrowth,
+  heapGrowth,
+  type RetainedOwner,
+  retainedByOwner,
+  summariseHeapSnapshot,
+} from "./lib/heap-summary.js";
 import { canPin, cpuSecondsOf } from "./lib/procs.js";
 import {
   flag,
@@ -126,7 +132,22 @@ interface Analysis {
   heapUsedPerConnBytes: number;
   snapshotBytesPerConn: number;
   top: HeapGrowth[];
+  /** Retained size (dominator tree) of each per-connection object and its biggest fields. */
+  retained?: RetainedOwner[];
 }
+
+/** The per-connection objects whose retained sizes the analysis reports, outermost first. */
+const OWNERS = [
+  "Connection",
+  "TlsServer",
+  "Space",
+  "StreamManager",
+  "QuicConnection",
+  "QuicStream",
+  "QuicMqttTransport",
+  "ClientConnection",
+  "Session",
+];
 
 // ------------------------------------------------------------------------------ child: broker
 
@@ -702,6 +723,8 @@ async function analyse(n: number, o: RunOptions): Promise<Analysis> {
     await broker.ask(`snapshot ${after}`, /^SNAPSHOT/, 300_000);
     progress("heap analysis: summarising the snapshots");
     const g = heapGrowth(summariseHeapSnapshot(before), summariseHeapSnapshot(after), n - o.warm, 20);
+    progress("heap analysis: dominator tree (retained sizes)");
+    const retained = retainedByOwner(after, OWNERS, 6);
     if (o.keepSnapshots) {
       renameSync(before, join(o.keepSnapshots, "scale-before.heapsnapshot"));
       renameSync(after, join(o.keepSnapshots, "scale-after.heapsnapshot"));
@@ -714,6 +737,7 @@ async function analyse(n: number, o: RunOptions): Promise<Analysis> {
       heapUsedPerConnBytes: (s1.heapUsed - s0.heapUsed) / (n - o.warm),
       snapshotBytesPerConn: g.totalBytesPerConn,
       top: g.top,
+      retained,
     };
   } finally {
     load.send("exit");
@@ -736,6 +760,49 @@ function gitDescribe(): string {
 
 async function main(argv: string[]): Promise<void> {
   const quick = argv.includes("--quick");
+  if (argv.includes("--analyse-only")) {
+    // Re-runs only the heap analysis and puts it into bench/results/<out>.json and .md.
+    const name = flag(argv, "--out") ?? (quick ? "scale-quick" : "scale");
+    const file = join(RESULTS_DIR, `${name}.json`);
+    const json = JSON.parse(readFileSync(file, "utf8")) as Parameters<typeof writeScaleMarkdown>[2] & {
+      argv?: string[];
+      cases: CaseResult[];
+      analysis?: Analysis;
+      analysisMquictt?: string;
+    };
+    const tmp = mkdtempSync(join(tmpdir(), "mquictt-scale-"));
+    try {
+      const files = await makeCertificates({
+        out: tmp,
+        names: ["localhost"],
+        days: 2,
+        keyType: "ecdsa-p256",
+        force: true,
+      });
+      const find = (f: string): string => files.find((p) => p.endsWith(`/${f}`)) ?? join(tmp, f);
+      json.analysis = await analyse(Number(flag(argv, "--analyse") ?? (quick ? 150 : 1000)), {
+        steps: [],
+        keepalive: json.keepaliveSeconds,
+        windowS: json.windowSeconds,
+        sockets: 4,
+        pin: canPin(machine().cores),
+        tmp,
+        cert: find("server.pem"),
+        key: find("server-key.pem"),
+        ca: find("ca.pem"),
+        warm: json.warm,
+        keepSnapshots: flag(argv, "--keep-snapshots"),
+      });
+      json.analysisMquictt = gitDescribe();
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    progressDone();
+    writeResult(`${name}.json`, json);
+    writeScaleMarkdown(name, json.argv ?? [], json, json.cases, json.analysis);
+    console.log(`wrote ${file} and ${name}.md`);
+    return;
+  }
   if (argv.includes("--markdown-only")) {
     // Re-renders bench/results/<out>.md from <out>.json (no measurement).
     const name = flag(argv, "--out") ?? (quick ? "scale-quick" : "scale");
@@ -971,6 +1038,25 @@ function writeScaleMarkdown(
         analysis.top.map((t) => [t.name.slice(0, 70), fmt(t.countPerConn, 2), fmt(t.bytesPerConn, 0)]),
       ),
     );
+    if (analysis.retained?.length)
+      md.push(
+        "",
+        "The top retained-memory items per connection (retained size: what would be freed with the object, from the dominator tree of the same snapshot; each object's biggest fields below it):",
+        "",
+        mdTable(
+          ["object / field", "bytes per connection"],
+          analysis.retained.flatMap((r) => [
+            [
+              `**${r.owner}** (${r.count} objects)`,
+              `**${fmt(r.bytesPerOwner * (r.count / analysis.connections), 0)}**`,
+            ],
+            ...r.fields.map((f) => [
+              `  ${f.name}`,
+              fmt(f.bytesPerOwner * (r.count / analysis.connections), 0),
+            ]),
+          ]),
+        ),
+      );
   }
   // The "before" run: a fresh one under bench/results/ if there is one, else the one kept in
   // bench/lib/scale-before.json (measured at the commit it names, before the memory reductions).
