@@ -911,14 +911,15 @@ export class QuicStream extends Duplex {
   /** @internal */
   onConnectionClosed(err: Error | undefined): void {
     if (this.destroyed || (this.readEnded && this.writableFinished)) return;
-    if (err === undefined && !this.readEnded) {
-      // A graceful close (ours, or the peer's application code 0): what already arrived stays
-      // readable, also on a stream the application has not started reading yet (a PUBLISH sent
-      // on a fresh stream just before DISCONNECT and the close); then the stream ends.
+    if (!this.readEnded) {
+      // What already arrived stays readable, also on a stream the application has not started
+      // reading yet (a PUBLISH sent on a fresh stream just before DISCONNECT and the close), as
+      // a TCP socket delivers what it received before the peer's FIN. After it, the stream ends:
+      // quietly on a graceful close (ours, or the peer's application code 0), else with `err`.
       this.drainOnClose();
       this.endRead();
       if (this.readableLength > 0) {
-        this.once("end", () => this.destroy());
+        this.once("end", () => this.destroy(err));
         return;
       }
     }

@@ -154,6 +154,9 @@ function settle<T, R>(v: Awaitable<T>, then: (v: T) => Awaitable<R>): Awaitable<
 /**
  * An MQTT 3.1.1 / 5.0 broker over any byte-stream transport. See the module comment.
  */
+/** How long `close()` waits for QUIC clients' DISCONNECT to leave before closing the listeners. */
+const SHUTDOWN_FLUSH_MS = 500;
+
 export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   /** Options with defaults applied. */
   readonly options: ResolvedOptions;
@@ -284,8 +287,23 @@ export class Broker extends EventEmitter<BrokerEvents> implements SessionHost {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    // A QUIC connection's DISCONNECT leaves before its CONNECTION_CLOSE (QuicMqttTransport.close),
+    // but closing the listener ends every connection at once: wait for them first (bounded).
+    const quicGone: Promise<void>[] = [];
     for (const conn of [...this.connections]) {
+      if (conn.transport.kind === "quic")
+        quicGone.push(new Promise((resolve) => conn.transport.on("close", () => resolve())));
       conn.disconnect(ReasonCode.ServerShuttingDown, "server shutting down");
+    }
+    if (quicGone.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(quicGone),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, SHUTDOWN_FLUSH_MS);
+        }),
+      ]);
+      clearTimeout(timer);
     }
     await Promise.all(this.tcpListeners.splice(0).map((l) => l.close()));
     await Promise.all(this.quicListeners.splice(0).map((l) => l.close()));

@@ -186,8 +186,10 @@ describe("CONNECT", () => {
     await connect(broker, { clientId: "one" });
     const two = await connect(broker, { clientId: "two" });
     expect(two.connack?.reasonCode).toBe(ReasonCode.ServerBusy);
-    const info = await two.conn.closed();
-    expect(info).toMatchObject({ code: 2, initiator: "server" });
+    if (two.transport === "memory") {
+      // In memory the close code is visible: the overloaded code, from the server.
+      expect(await two.conn.closed()).toMatchObject({ code: 2, initiator: "server" });
+    } else await two.ctl.closed;
     const three = await connect(broker, { version: 4, clientId: "three" });
     expect(three.connack?.returnCode).toBe(3);
   });

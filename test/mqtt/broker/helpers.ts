@@ -1,16 +1,98 @@
 /**
- * Test helpers: a broker on a manual clock, and raw MQTT packet clients on in-memory transports
- * (so tests see and send every byte: malformed packets, stream choices, DUP flags...).
+ * Test helpers: a broker on a manual clock, and raw MQTT packet clients (so tests see and send
+ * every byte: malformed packets, stream choices, DUP flags...).
+ *
+ * The clients run on in-memory transports, or, with MQUICTT_BROKER_TRANSPORT=quic or =tcp, over
+ * real loopback connections to the broker's own QUIC or TCP listener: vitest.config.ts runs the
+ * broker's feature suites a second and a third time that way, so every feature is tested over
+ * QUIC and over TCP as well as in memory.
  */
 import { once } from "node:events";
 import { createConnection } from "node:net";
-import type { Duplex } from "node:stream";
+import { Duplex } from "node:stream";
 import type { IConnackPacket, IConnectPacket, Packet } from "mqtt-packet";
 import mqttPacket from "mqtt-packet";
+import { afterAll } from "vitest";
+import { nodeProvider } from "../../../src/crypto/node.js";
 import { Broker } from "../../../src/mqtt/broker/broker.js";
 import type { BrokerOptions } from "../../../src/mqtt/broker/options.js";
 import { ManualScheduler } from "../../../src/mqtt/broker/scheduler.js";
 import { type MemoryClient, type MemoryStream, memoryTransportPair } from "../../../src/mqtt/transport.js";
+import { QuicEndpoint } from "../../../src/net/quic.js";
+import { testCerts } from "../../quic/harness.js";
+
+/** The network of raw clients that do not ask for a specific one (see the file comment). */
+export const TRANSPORT: "memory" | "quic" | "tcp" = ((): "memory" | "quic" | "tcp" => {
+  const t = process.env.MQUICTT_BROKER_TRANSPORT ?? "memory";
+  if (t !== "memory" && t !== "quic" && t !== "tcp") throw new Error(`MQUICTT_BROKER_TRANSPORT=${t}?`);
+  return t;
+})();
+
+/** Each broker's loopback listener port, opened on first use. */
+const listenerPorts = new WeakMap<Broker, Promise<number>>();
+/** What the real-network clients hold, closed after the file. */
+const openEndpoints: QuicEndpoint[] = [];
+const brokersWithListeners: Broker[] = [];
+if (TRANSPORT !== "memory") {
+  afterAll(async () => {
+    await Promise.all(openEndpoints.splice(0).map((e) => e.close().catch(() => {})));
+    await Promise.all(brokersWithListeners.splice(0).map((b) => b.close().catch(() => {})));
+  });
+}
+
+function listenerPort(broker: Broker, kind: "quic" | "tcp"): Promise<number> {
+  let p = listenerPorts.get(broker);
+  if (!p) {
+    brokersWithListeners.push(broker);
+    const { leaf } = testCerts(nodeProvider);
+    p =
+      kind === "tcp"
+        ? broker.listenTcp({ port: 0, host: "127.0.0.1" }).then((l) => l.port)
+        : broker
+            .listenQuic({ port: 0, host: "127.0.0.1", cert: [leaf.der], key: leaf.key, crypto: nodeProvider })
+            .then((l) => l.port);
+    listenerPorts.set(broker, p);
+  }
+  return p;
+}
+
+/**
+ * A stream usable at once whose QUIC stream opens asynchronously: writes wait for it (so tests
+ * keep the synchronous `client.stream()` of the in-memory transport).
+ */
+class OpeningStream extends Duplex {
+  private inner: Duplex | undefined;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(open: Promise<Duplex>) {
+    super();
+    open.then(
+      (s) => {
+        this.inner = s;
+        s.on("data", (d: Buffer) => this.push(d));
+        s.on("end", () => this.push(null));
+        s.on("error", (e: Error) => this.destroy(e));
+        for (const w of this.waiting.splice(0)) w();
+      },
+      (e: Error) => this.destroy(e),
+    );
+  }
+
+  private whenOpen(f: () => void): void {
+    if (this.inner) f();
+    else this.waiting.push(f);
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.whenOpen(() => (this.inner as Duplex).write(chunk, cb));
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.whenOpen(() => (this.inner as Duplex).end(cb));
+  }
+
+  override _read(): void {}
+}
 
 /** Reads and writes MQTT packets on one stream. */
 export class PacketStream {
@@ -128,8 +210,10 @@ export interface ConnectOptions extends Partial<Omit<IConnectPacket, "cmd">> {
 
 /** A raw client on an in-memory transport (or a TCP socket). */
 export interface RawClient {
-  /** The in-memory connection (throws for TCP clients). */
+  /** The in-memory connection (throws for TCP and QUIC clients). */
   conn: MemoryClient;
+  /** The network this client uses. */
+  transport: "memory" | "quic" | "tcp";
   ctl: PacketStream;
   connack: IConnackPacket | undefined;
   /** Opens a data stream (bidi by default) speaking the same protocol version. */
@@ -144,12 +228,29 @@ export async function connect(broker: Broker, o: ConnectOptions = {}): Promise<R
   let ctl: PacketStream;
   let client: MemoryClient | undefined;
   let kill: () => void;
-  if (o.tcpPort !== undefined) {
-    const socket = createConnection({ port: o.tcpPort, host: "127.0.0.1" });
+  let openStream: ((bidi: boolean) => Duplex) | undefined;
+  const transport = o.tcpPort !== undefined ? "tcp" : o.kind !== undefined ? "memory" : TRANSPORT;
+  if (transport === "tcp") {
+    const port = o.tcpPort ?? (await listenerPort(broker, "tcp"));
+    const socket = createConnection({ port, host: "127.0.0.1" });
     socket.setNoDelay(true);
     await once(socket, "connect");
     ctl = new PacketStream(socket, version);
     kill = () => socket.destroy();
+  } else if (transport === "quic") {
+    const port = await listenerPort(broker, "quic");
+    const ep = await QuicEndpoint.open({ host: "127.0.0.1", crypto: nodeProvider });
+    openEndpoints.push(ep);
+    const conn = await ep.connect("127.0.0.1", port, {
+      alpn: ["mqtt"],
+      ca: [testCerts(nodeProvider).ca.der],
+      serverName: "localhost",
+    });
+    ctl = new PacketStream(await conn.openStream({ bidi: true }), version);
+    // The network is lost: like a reset TCP socket after its last write left, what the test
+    // wrote is sent, then the connection ends with an error code (not "no error").
+    kill = () => setImmediate(() => void conn.close(0x101, "killed by the test").catch(() => {}));
+    openStream = (bidi) => new OpeningStream(conn.openStream({ bidi }));
   } else {
     const pair = memoryTransportPair({ kind: o.kind ?? "quic" });
     broker.handle(pair.server);
@@ -174,10 +275,12 @@ export async function connect(broker: Broker, o: ConnectOptions = {}): Promise<R
       if (!client) throw new Error("not an in-memory client");
       return client;
     },
+    transport,
     ctl,
     connack,
     stream(bidi = true) {
-      if (!client) throw new Error("not an in-memory client");
+      if (openStream) return new PacketStream(openStream(bidi), version);
+      if (!client) throw new Error("a TCP client has one stream only");
       const s: MemoryStream = client.openStream({ bidi });
       return new PacketStream(s, version);
     },

@@ -1,7 +1,7 @@
 /** Keepalive: 1.5x the interval [MQTT-3.1.2-22], PINGREQ/PINGRESP, traffic on any stream counts. */
 import { describe, expect, it } from "vitest";
 import { ReasonCode } from "../../../src/mqtt/errors.js";
-import { connect, makeBroker, settle } from "./helpers.js";
+import { connect, makeBroker, settle, TRANSPORT } from "./helpers.js";
 
 describe("keepalive", () => {
   it("v5: closes after 1.5 x keepalive of silence with DISCONNECT 0x8D", async () => {
@@ -35,7 +35,8 @@ describe("keepalive", () => {
     expect(c.ctl.ended).toBe(false);
   });
 
-  it("traffic on a data stream counts as activity", async () => {
+  // (TCP has one stream: no data streams.)
+  it.runIf(TRANSPORT !== "tcp")("traffic on a data stream counts as activity", async () => {
     const { broker, clock } = makeBroker();
     const c = await connect(broker, { clientId: "k", keepalive: 10 });
     const data = c.stream();
