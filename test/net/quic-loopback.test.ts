@@ -6,7 +6,12 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { nodeProvider } from "../../src/crypto/node.js";
 import { SeededRng } from "../../src/crypto/random.js";
-import { type QuicConnection, QuicEndpoint, type QuicStream } from "../../src/net/quic.js";
+import {
+  type QuicConnection,
+  QuicEndpoint,
+  type QuicListenOptions,
+  type QuicStream,
+} from "../../src/net/quic.js";
 import type { SessionTicket } from "../../src/tls/handshake-common.js";
 import { testCerts } from "../quic/harness.js";
 
@@ -21,31 +26,46 @@ async function collect(s: QuicStream): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
+/**
+ * A server on loopback with the test certificate, ALPN "echo"; every stream echoes back unless
+ * `onStream` takes it.
+ */
+async function echoServer(
+  opts: Partial<QuicListenOptions> & { onStream?: (s: QuicStream, conn: QuicConnection) => void } = {},
+): Promise<QuicEndpoint> {
+  const { leaf } = testCerts(nodeProvider);
+  const { onStream, ...listen } = opts;
+  const server = await QuicEndpoint.listen({
+    port: 0,
+    host: "127.0.0.1",
+    alpn: ["echo"],
+    cert: [leaf.der],
+    key: leaf.key,
+    crypto: nodeProvider,
+    ...listen,
+  });
+  opened.push(server);
+  server.on("connection", (conn: QuicConnection) =>
+    conn.on("stream", (s: QuicStream) => (onStream ? onStream(s, conn) : s.pipe(s))),
+  );
+  return server;
+}
+
+/** Client options that trust the test CA. */
+const CLIENT_OPTS = { alpn: ["echo"], ca: [testCerts(nodeProvider).ca.der], serverName: "localhost" };
+
+/** A client endpoint on loopback. */
+async function clientEndpoint(host = "127.0.0.1"): Promise<QuicEndpoint> {
+  const client = await QuicEndpoint.open({ host, crypto: nodeProvider });
+  opened.push(client);
+  return client;
+}
+
 describe("QUIC over node:dgram on loopback", () => {
   it("echoes data on a bidi stream, verifying the server certificate", async () => {
-    const { ca, leaf } = testCerts(nodeProvider);
-    const server = await QuicEndpoint.listen({
-      port: 0,
-      host: "127.0.0.1",
-      alpn: ["echo"],
-      cert: [leaf.der],
-      key: leaf.key,
-      crypto: nodeProvider,
-      rng: new SeededRng(5),
-    });
-    opened.push(server);
-    server.on("connection", (conn) => {
-      conn.on("stream", (s: QuicStream) => {
-        s.pipe(s);
-      });
-    });
-    const client = await QuicEndpoint.open({ host: "127.0.0.1", crypto: nodeProvider });
-    opened.push(client);
-    const conn = await client.connect("127.0.0.1", server.address().port, {
-      alpn: ["echo"],
-      ca: [ca.der],
-      serverName: "localhost",
-    });
+    const server = await echoServer({ rng: new SeededRng(5) });
+    const client = await clientEndpoint();
+    const conn = await client.connect("127.0.0.1", server.address().port, CLIENT_OPTS);
     expect(conn.alpn).toBe("echo");
     const s = await conn.openStream();
     const payload = new Uint8Array(3 * 1024 * 1024);
@@ -61,31 +81,17 @@ describe("QUIC over node:dgram on loopback", () => {
 
 describe("QUIC over node:dgram: resumption", () => {
   it("resumes a second connection with the first one's session ticket", async () => {
-    const { ca, leaf } = testCerts(nodeProvider);
-    const server = await QuicEndpoint.listen({
-      port: 0,
-      host: "127.0.0.1",
-      alpn: ["echo"],
-      cert: [leaf.der],
-      key: leaf.key,
-      crypto: nodeProvider,
-    });
-    opened.push(server);
+    const server = await echoServer();
     const serverSide: QuicConnection[] = [];
-    server.on("connection", (c: QuicConnection) => {
-      serverSide.push(c);
-      c.on("stream", (s: QuicStream) => s.pipe(s));
-    });
-    const client = await QuicEndpoint.open({ host: "127.0.0.1", crypto: nodeProvider });
-    opened.push(client);
-    const opts = { alpn: ["echo"], ca: [ca.der], serverName: "localhost" };
-    const first = await client.connect("127.0.0.1", server.address().port, opts);
+    server.on("connection", (c: QuicConnection) => serverSide.push(c));
+    const client = await clientEndpoint();
+    const first = await client.connect("127.0.0.1", server.address().port, CLIENT_OPTS);
     const [ticket] = (await once(first, "sessionTicket")) as [SessionTicket];
     expect(first.resumed).toBe(false);
     await first.close(0, "done");
 
     const second = await client.connect("127.0.0.1", server.address().port, {
-      ...opts,
+      ...CLIENT_OPTS,
       sessionTicket: ticket,
     });
     expect(second.resumed).toBe(true);
@@ -99,28 +105,13 @@ describe("QUIC over node:dgram: resumption", () => {
 
 describe("QUIC over node:dgram: graceful close", () => {
   it("data on a fresh stream just before a close with code 0 is still delivered, then the stream ends", async () => {
-    const { ca, leaf } = testCerts(nodeProvider);
-    const server = await QuicEndpoint.listen({
-      port: 0,
-      host: "127.0.0.1",
-      alpn: ["echo"],
-      cert: [leaf.der],
-      key: leaf.key,
-      crypto: nodeProvider,
-    });
-    opened.push(server);
     const received: Promise<string>[] = [];
-    server.on("connection", (c: QuicConnection) =>
-      c.on("stream", (s: QuicStream) => received.push(collect(s).then((b) => b.toString()))),
-    );
-    const client = await QuicEndpoint.open({ host: "127.0.0.1", crypto: nodeProvider });
-    opened.push(client);
+    const server = await echoServer({
+      onStream: (s) => received.push(collect(s).then((b) => b.toString())),
+    });
+    const client = await clientEndpoint();
     for (let i = 0; i < 10; i++) {
-      const conn = await client.connect("127.0.0.1", server.address().port, {
-        alpn: ["echo"],
-        ca: [ca.der],
-        serverName: "localhost",
-      });
+      const conn = await client.connect("127.0.0.1", server.address().port, CLIENT_OPTS);
       const s = await conn.openStream({ bidi: false });
       s.write(Buffer.from(`last words ${i}`)); // no FIN
       // Let the data leave, then close at once: the server usually takes both datagrams in one
@@ -135,28 +126,15 @@ describe("QUIC over node:dgram: graceful close", () => {
 
 describe("QUIC over node:dgram: 0-RTT", () => {
   it("sends a resumed connection's first stream data in 0-RTT, accepted by the server", async () => {
-    const { ca, leaf } = testCerts(nodeProvider);
-    const server = await QuicEndpoint.listen({
-      port: 0,
-      host: "127.0.0.1",
-      alpn: ["echo"],
-      cert: [leaf.der],
-      key: leaf.key,
-      crypto: nodeProvider,
-      earlyData: true,
-    });
-    opened.push(server);
-    server.on("connection", (c: QuicConnection) => c.on("stream", (s: QuicStream) => s.pipe(s)));
-    const client = await QuicEndpoint.open({ host: "127.0.0.1", crypto: nodeProvider });
-    opened.push(client);
-    const opts = { alpn: ["echo"], ca: [ca.der], serverName: "localhost" };
-    const first = await client.connect("127.0.0.1", server.address().port, opts);
+    const server = await echoServer({ earlyData: true });
+    const client = await clientEndpoint();
+    const first = await client.connect("127.0.0.1", server.address().port, CLIENT_OPTS);
     const [ticket] = (await once(first, "sessionTicket")) as [SessionTicket];
     expect(ticket.maxEarlyDataSize).toBe(0xffffffff);
     await first.close(0, "done");
 
     const second = await client.connect("127.0.0.1", server.address().port, {
-      ...opts,
+      ...CLIENT_OPTS,
       sessionTicket: ticket,
       earlyData: true,
     });
@@ -173,25 +151,9 @@ describe("QUIC over node:dgram: 0-RTT", () => {
 });
 
 describe("QUIC over node:dgram: IPv6, key log, verification defaults", () => {
-  async function echoServer(host: string, keylogFile?: string) {
-    const { leaf } = testCerts(nodeProvider);
-    const server = await QuicEndpoint.listen({
-      port: 0,
-      host,
-      alpn: ["echo"],
-      cert: [leaf.der],
-      key: leaf.key,
-      crypto: nodeProvider,
-      keylogFile,
-    });
-    opened.push(server);
-    server.on("connection", (conn) => conn.on("stream", (s: QuicStream) => s.pipe(s)));
-    return server;
-  }
-
   it("works over IPv6 loopback with many connections on one server socket", async () => {
     const { ca } = testCerts(nodeProvider);
-    const server = await echoServer("::1");
+    const server = await echoServer({ host: "::1" });
     const client = await QuicEndpoint.open({ host: "::1", crypto: nodeProvider });
     opened.push(client);
     const conns = await Promise.all(
@@ -218,7 +180,7 @@ describe("QUIC over node:dgram: IPv6, key log, verification defaults", () => {
   it("writes NSS key log lines for both directions and both levels", async () => {
     const { ca } = testCerts(nodeProvider);
     const file = join(mkdtempSync(join(tmpdir(), "keylog-")), "keys.log");
-    const server = await echoServer("127.0.0.1", file);
+    const server = await echoServer({ keylogFile: file });
     const client = await QuicEndpoint.open({ host: "127.0.0.1", crypto: nodeProvider });
     opened.push(client);
     const conn = await client.connect("127.0.0.1", server.address().port, {
@@ -243,7 +205,7 @@ describe("QUIC over node:dgram: IPv6, key log, verification defaults", () => {
   });
 
   it("verifies against the system roots by default and says why it refuses", async () => {
-    const server = await echoServer("127.0.0.1");
+    const server = await echoServer();
     const client = await QuicEndpoint.open({ host: "127.0.0.1", crypto: nodeProvider });
     opened.push(client);
     await expect(
@@ -253,7 +215,7 @@ describe("QUIC over node:dgram: IPv6, key log, verification defaults", () => {
 
   it("refuses a server without a common ALPN with no_application_protocol", async () => {
     const { ca } = testCerts(nodeProvider);
-    const server = await echoServer("127.0.0.1");
+    const server = await echoServer();
     const client = await QuicEndpoint.open({ host: "127.0.0.1", crypto: nodeProvider });
     opened.push(client);
     const err = await client
