@@ -7,6 +7,7 @@
 import type { Rng } from "../crypto/provider.js";
 import { bytesEqual, constantTimeEqual } from "../util/bytes.js";
 import { TransportError, TransportErrorCode } from "./errors.js";
+import { IdSet } from "./streams/id-set.js";
 
 /** A connection ID with its sequence number and (when known) stateless reset token. */
 export interface IssuedCid {
@@ -134,7 +135,7 @@ export class PeerCids {
    * (it would also count against our active_connection_id_limit, §5.1.1).
    */
   private retiredBelow = 0;
-  private readonly retiredAbove = new Set<number>();
+  private readonly retiredAbove = new IdSet();
 
   /** @param activeLimit the active_connection_id_limit we advertised. */
   constructor(
