@@ -1,9 +1,10 @@
 /**
  * A set of stream IDs (or other small integers, e.g. retired CID sequence numbers) that holds
  * no `Set` while empty. A connection keeps several "pending" sets (streams with frames to send,
- * RESET_STREAM/STOP_SENDING/MAX_STREAM_DATA to send, ...) that are empty almost all the time; an empty `Set` still costs ~150 bytes of heap, so with
- * thousands of idle connections (bench/idle-scale.ts) allocating them only while they hold
- * something saves about a kilobyte per connection.
+ * RESET_STREAM/STOP_SENDING/MAX_STREAM_DATA to send, ...) that are empty almost all the time;
+ * an empty `Set` still costs ~150 bytes of heap, so with thousands of idle connections
+ * (bench/idle-scale.ts) allocating them only while they hold something saves about a kilobyte
+ * per connection.
  *
  * Semantics match `Set<number>` for the operations offered, with one difference: the backing
  * `Set` is dropped when the last element is deleted, so an element added *during* an iteration
