@@ -12,6 +12,7 @@ import { TicketKeys } from "../tls/ticket.js";
 import { bytesEqual, Reader, Writer } from "../util/bytes.js";
 import type { ConnectionConfig } from "./config.js";
 import { Connection } from "./connection.js";
+import { DeadlineHeap } from "./deadline-heap.js";
 import {
   buildRetry,
   buildVersionNegotiation,
@@ -73,6 +74,11 @@ export class Endpoint {
   private readonly active = new Set<Connection>();
   /** Connections that may have events to report (drained by `takeActive`). */
   private readonly touched = new Set<Connection>();
+  /**
+   * Every connection's next timer. It is refreshed whenever the endpoint calls into a connection
+   * or the application touches it, so finding the next timer never scans all connections.
+   */
+  private readonly timers = new DeadlineHeap<Connection>();
   private readonly stateless: { to: string; data: Uint8Array }[] = [];
   private readonly events: EndpointEvent[] = [];
   private readonly tokenAead;
@@ -127,6 +133,7 @@ export class Endpoint {
     if (!this.connections.has(conn)) return;
     this.active.add(conn);
     this.touched.add(conn);
+    this.timers.schedule(conn, conn.pollTimeout());
   }
 
   /** Connections touched since the last call (drain their events with `pollEvent`). */
@@ -356,6 +363,7 @@ export class Endpoint {
       if (this.routes.get(key) === conn) this.routes.delete(key);
     this.routeKeys.delete(conn);
     this.connections.delete(conn);
+    this.timers.remove(conn);
   }
 
   /** The next datagram to send, or undefined. */
@@ -364,6 +372,7 @@ export class Endpoint {
     if (s) return s;
     for (const conn of this.active) {
       const data = conn.pollTransmit(now);
+      this.timers.schedule(conn, conn.pollTimeout());
       if (data) {
         // Round robin: move it to the back (nothing to reorder for a single active connection).
         if (this.active.size > 1) {
@@ -382,24 +391,21 @@ export class Endpoint {
 
   /** Earliest timer of any connection. */
   pollTimeout(): number | undefined {
-    let min: number | undefined;
-    for (const conn of this.connections) {
-      const t = conn.pollTimeout();
-      if (t !== undefined && (min === undefined || t < min)) min = t;
-    }
-    return min;
+    return this.timers.peek();
   }
 
   /** Fires every connection timer due at `now`. */
   handleTimeout(now: number): void {
-    for (const conn of this.connections) {
-      const t = conn.pollTimeout();
-      if (t !== undefined && t <= now) {
-        conn.handleTimeout(now);
-        this.touched.add(conn);
-        this.active.add(conn);
-        if (conn.isDrained) this.forget(conn);
-      }
+    // Collect first: a connection whose timer stays due (a pacing timer cleared only when it
+    // sends) is handled once per call, as before, not in a loop.
+    const due: Connection[] = [];
+    for (let conn = this.timers.popDue(now); conn; conn = this.timers.popDue(now)) due.push(conn);
+    for (const conn of due) {
+      conn.handleTimeout(now);
+      this.touched.add(conn);
+      this.active.add(conn);
+      if (conn.isDrained) this.forget(conn);
+      else this.timers.schedule(conn, conn.pollTimeout());
     }
   }
 
