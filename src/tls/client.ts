@@ -187,6 +187,8 @@ export class TlsClient extends HandshakeCore {
   private readonly transcript: Transcript;
   private readonly keyShares = new Map<number, KeyShare>();
   private clientHello: ClientHello | undefined;
+  /** The ClientHello random, kept once `clientHello` is released. */
+  private random: Uint8Array | undefined;
   private retried = false;
   private hrrSuite: CipherSuite | undefined;
   private suite: CipherSuite | undefined;
@@ -225,7 +227,7 @@ export class TlsClient extends HandshakeCore {
 
   /** The ClientHello random (for NSS key log lines), once the handshake started. */
   get clientRandom(): Uint8Array | undefined {
-    return this.clientHello?.random;
+    return this.clientHello?.random ?? this.random;
   }
 
   /** True once the handshake is complete. */
@@ -799,6 +801,17 @@ export class TlsClient extends HandshakeCore {
       peerCertificates: this.peerChain,
       resumed: this.resumedSession,
     });
+    // What only the handshake needed goes (memory per connection); NewSessionTicket processing
+    // uses the suite, ALPN, transport parameters and the resumption secret, which stay.
+    this.transcript.release();
+    this.random = this.clientHello?.random;
+    this.clientHello = undefined;
+    this.schedule = undefined;
+    this.clientHandshakeSecret = undefined;
+    this.serverHandshakeSecret = undefined;
+    this.peerChain = [];
+    this.peerKey = undefined;
+    this.pskOffer = undefined;
   }
 
   private onNewSessionTicket(msg: NewSessionTicket): void {

@@ -272,6 +272,15 @@ export class Transcript {
     return h.digest();
   }
 
+  /**
+   * Forgets the messages once the handshake is over (they hold the certificate chain): the
+   * transcript is not used after the Finished messages. Any later use throws.
+   */
+  release(): void {
+    this.messages = [];
+    this.running = undefined;
+  }
+
   /** HelloRetryRequest rule (§4.4.1): the transcript restarts with message_hash(Hash(ClientHello1)). */
   replaceWithMessageHash(): void {
     const h = this.digest();

@@ -404,6 +404,8 @@ export const DEFAULT_MAX_HANDSHAKE_MESSAGE = 65536;
  * `next()` until it returns undefined. A message announcing more than `maxMessageBytes` is refused
  * with illegal_parameter before it is buffered, so memory stays bounded by one message.
  */
+const EMPTY_BUFFER = new Uint8Array(0);
+
 export class HandshakeReassembler {
   private buf = new Uint8Array(0);
   private start = 0;
@@ -461,6 +463,8 @@ export class HandshakeReassembler {
     const raw = b.slice(this.start, this.start + 4 + len);
     this.start += 4 + len;
     if (this.start === this.end) {
+      // Nothing left: let the buffer go (a connection keeps one reassembler per level).
+      this.buf = EMPTY_BUFFER;
       this.start = 0;
       this.end = 0;
     }

@@ -158,6 +158,8 @@ export class TlsServer extends HandshakeCore {
   private state: ServerState = "wait_client_hello";
   private readonly transcript: Transcript;
   private clientHello1: ClientHello | undefined;
+  /** The ClientHello random, kept once `clientHello1` is released. */
+  private random: Uint8Array | undefined;
   private hrr:
     | { readonly suite: CipherSuite; readonly group: NamedGroup; readonly cookie?: Uint8Array }
     | undefined;
@@ -200,7 +202,7 @@ export class TlsServer extends HandshakeCore {
 
   /** The client's ClientHello random (for NSS key log lines), once received. */
   get clientRandom(): Uint8Array | undefined {
-    return this.clientHello1?.random;
+    return this.clientHello1?.random ?? this.random;
   }
 
   /** True once the client's Finished has been verified. */
@@ -628,6 +630,14 @@ export class TlsServer extends HandshakeCore {
     });
     const count = this.config.ticketCount ?? 1;
     for (let i = 0; i < count; i++) this.issueTicket();
+    // What only the handshake needed goes (memory per idle connection); tickets and the exporter
+    // use `negotiated`, the resumption and exporter secrets, which stay.
+    this.transcript.release();
+    this.random = this.clientHello1?.random;
+    this.clientHello1 = undefined;
+    this.schedule = undefined;
+    this.clientHandshakeSecret = undefined;
+    this.clientApplicationSecret = undefined;
   }
 
   /**
