@@ -322,7 +322,9 @@ export class TlsClient extends HandshakeCore {
   private emitEarlySecret(offer: PskOffer): void {
     const suite = CIPHER_SUITES[offer.ticket.suite];
     const schedule = new KeySchedule(this.provider, offer.hash, offer.ticket.psk);
-    const secret = schedule.clientEarlyTrafficSecret(this.transcript.digestWith(new Uint8Array(0), offer.hash));
+    const secret = schedule.clientEarlyTrafficSecret(
+      this.transcript.digestWith(new Uint8Array(0), offer.hash),
+    );
     this.emit({ type: "secret", level: "early", direction: "write", secret, suite });
   }
 

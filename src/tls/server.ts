@@ -394,7 +394,12 @@ export class TlsServer extends HandshakeCore {
       }
       return {
         ...n,
-        psk: { identity: i, state, binder: offer.binders[i], obfuscatedAge: offer.identities[i].obfuscatedTicketAge },
+        psk: {
+          identity: i,
+          state,
+          binder: offer.binders[i],
+          obfuscatedAge: offer.identities[i].obfuscatedTicketAge,
+        },
       };
     }
     return n;
@@ -482,7 +487,8 @@ export class TlsServer extends HandshakeCore {
   /** Whether to accept the early data `ch` offers (RFC 8446 §4.2.10, §8). */
   private acceptsEarlyData(n: Negotiated): boolean {
     const psk = n.psk;
-    if (!psk || this.hrr || psk.identity !== 0 || !this.ticketKeys || !this.config.acceptEarlyData) return false;
+    if (!psk || this.hrr || psk.identity !== 0 || !this.ticketKeys || !this.config.acceptEarlyData)
+      return false;
     const t = psk.state;
     if (t.maxEarlyData === 0 || t.alpn !== n.alpn || t.suite !== n.suite.code) return false;
     // RFC 8446 §8.3: the client's view of the ticket age must match ours within the window.
