@@ -12,8 +12,8 @@
  *                                        rest, report the failure, exit 1)
  *
  * Before running anything it checks and provides what the selected benchmarks need: npm
- * dependencies (`npm install` when missing), the quinn peer (built with cargo), mosquitto (a
- * Debian package: the error says what to run) and root for the emulated link's namespaces
+ * dependencies (`npm install` when missing), the quinn peer (built with cargo), mosquitto (installed
+ * with apt-get when running as root on Debian; otherwise the error says what to run) and root for the emulated link's namespaces
  * (without it the benchmarks fall back to loopback and say so; this says so up front).
  *
  * A section from a full run is used when present, else the quick one, labelled as such, with
@@ -99,6 +99,19 @@ function preflight(benches: BenchmarkInfo[]): void {
     execFileSync("npm", ["install", "--no-audit", "--no-fund"], { cwd: ROOT, stdio: "inherit" });
   }
   const needs = new Set(benches.filter((b) => existsSync(join(ROOT, b.script))).flatMap((b) => b.needs));
+  if (needs.has("mosquitto") && !onPath("mosquitto") && process.getuid?.() === 0 && onPath("apt-get")) {
+    // A fresh Debian machine as root (CI, the team's machines): install it the way .ci/run does.
+    log("==> mosquitto missing: apt-get install -y mosquitto mosquitto-clients");
+    execFileSync(
+      "sh",
+      [
+        "-c",
+        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients && " +
+          "(service mosquitto stop >/dev/null 2>&1 || true)",
+      ],
+      { stdio: "inherit" },
+    );
+  }
   if (needs.has("mosquitto") && !onPath("mosquitto")) {
     const users = benches.filter((b) => b.needs.includes("mosquitto")).map((b) => b.name);
     throw new Error(
