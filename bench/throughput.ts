@@ -98,7 +98,9 @@ const DIST_BROKER = `
 import { readFileSync } from "node:fs";
 const [mod, , certFile, , keyFile] = process.argv.slice(1);
 const { Broker } = await import(mod);
-const broker = new Broker();
+// Queues as deep as mosquitto's here (max_queued_messages 0 = unlimited; aedes has no limit):
+// a subscriber that falls behind gets every QoS 1/2 message late instead of losing the oldest.
+const broker = new Broker({ maxQueuedMessages: 10_000_000 });
 const cert = readFileSync(certFile, "utf8");
 const key = readFileSync(keyFile, "utf8");
 const quic = await broker.listenQuic({ port: 0, host: "127.0.0.1", cert, key });
@@ -168,7 +170,7 @@ function exitOnTerm(close: () => Promise<void>): void {
 async function brokerMquictt(argv: string[]): Promise<void> {
   const cert = readFileSync(flag(argv, "--cert") ?? "", "utf8");
   const key = readFileSync(flag(argv, "--key") ?? "", "utf8");
-  const broker = new Broker();
+  const broker = new Broker({ maxQueuedMessages: 10_000_000 }); // as in DIST_BROKER
   const quic = await broker.listenQuic({ port: 0, host: "127.0.0.1", cert, key });
   const tcp = await broker.listenTcp({ port: 0, host: "127.0.0.1" });
   let n = 0;
