@@ -36,10 +36,11 @@
  * --quick). Internally `bench/connect-setup.ts client ...` is the measuring process in namespace A.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
-import { delimiter, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { makeCertificates } from "../src/cli/cert.js";
+import { findOnPath, tsxExecArgs, watchOutput } from "./lib/child-output.js";
 import { cpuSecondsOf } from "./lib/procs.js";
 import {
   fmt,
@@ -309,74 +310,6 @@ async function rateRun(
 // ---------------------------------------------------------------------------------------------
 // Orchestration.
 
-/** Collects a child's output; resolves the first stdout/stderr line matching `re`. */
-function watch(proc: ChildProcess): {
-  waitFor: (re: RegExp, timeoutMs: number, nth?: number) => Promise<RegExpExecArray>;
-  output: () => string;
-} {
-  let out = "";
-  let exited = false;
-  const listeners = new Set<() => void>();
-  const poke = (): void => {
-    for (const l of [...listeners]) l();
-  };
-  proc.stdout?.on("data", (d: Buffer) => {
-    out += d;
-    poke();
-  });
-  proc.stderr?.on("data", (d: Buffer) => {
-    out += d;
-    poke();
-  });
-  proc.once("exit", () => {
-    exited = true;
-    poke();
-  });
-  return {
-    output: () => out,
-    waitFor: (re, timeoutMs, nth = 1) =>
-      new Promise((resolvePromise, reject) => {
-        const check = (): void => {
-          let seen = 0;
-          for (const line of out.split("\n")) {
-            const m = re.exec(line);
-            if (m && ++seen === nth) {
-              finish();
-              resolvePromise(m);
-              return;
-            }
-          }
-          if (exited) {
-            finish();
-            reject(new Error(`process exited before ${re}:\n${out}`));
-          }
-        };
-        const t = setTimeout(() => {
-          finish();
-          reject(new Error(`timed out waiting for ${re}:\n${out}`));
-        }, timeoutMs);
-        const finish = (): void => {
-          clearTimeout(t);
-          listeners.delete(check);
-        };
-        listeners.add(check);
-        check();
-      }),
-  };
-}
-
-function onPath(cmd: string): string | undefined {
-  for (const dir of [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/usr/local/sbin"]) {
-    const p = join(dir, cmd);
-    if (dir && existsSync(p)) return p;
-  }
-  return undefined;
-}
-
-function tsxArgs(): string[] {
-  return process.execArgv.some((a) => a.includes("tsx")) ? [...process.execArgv] : ["--import", "tsx"];
-}
-
 interface Certs {
   ca: string;
   cert: string;
@@ -386,7 +319,7 @@ interface Certs {
 
 function brokerArgs(host: string, certs: Certs, quicModes: string[]): string[] {
   return [
-    ...tsxArgs(),
+    ...tsxExecArgs(),
     BROKER,
     "--host",
     host,
@@ -413,7 +346,7 @@ interface BrokerProc {
 }
 
 async function startBroker(proc: ChildProcess): Promise<BrokerProc> {
-  const w = watch(proc);
+  const w = watchOutput(proc);
   const m = await w.waitFor(/^PORTS (.*)$/, 60_000);
   const p = JSON.parse(m[1]) as { tcp: number; tls: number; quic: Record<string, number> };
   let asked = 0;
@@ -507,7 +440,7 @@ async function main(argv: string[]): Promise<void> {
   const doSetup = !argv.includes("--no-setup");
   const doRate = !argv.includes("--no-rate");
   const notes: string[] = [];
-  const mosquittoBin = onPath("mosquitto");
+  const mosquittoBin = findOnPath("mosquitto");
   let modes = (arg(argv, "--modes") ?? DEFAULT_MODES.join(",")).split(",");
   for (const m of modes) modeById(m);
   if (!mosquittoBin && modes.includes("tls-mosquitto")) {
@@ -570,7 +503,7 @@ async function main(argv: string[]): Promise<void> {
           const base = 20000 + (process.pid % 10000) * 2;
           const conf = mosquittoConf(tmp, link.bAddr, base, base + 1, certs);
           const mq = link.spawnInB(mosquittoBin, ["-c", conf, "-v"], { stdio: ["ignore", "pipe", "pipe"] });
-          await watch(mq).waitFor(/mosquitto version .* running/, 15_000);
+          await watchOutput(mq).waitFor(/mosquitto version .* running/, 15_000);
           env.mosquittoTlsPort = base;
           env.mosquittoTcpPort = base + 1;
         }
@@ -579,7 +512,7 @@ async function main(argv: string[]): Promise<void> {
           const child = link.spawnInA(
             process.execPath,
             [
-              ...tsxArgs(),
+              ...tsxExecArgs(),
               SELF,
               "client",
               "--env",
@@ -595,7 +528,7 @@ async function main(argv: string[]): Promise<void> {
             ],
             { cwd: REPO, stdio: ["ignore", "pipe", "inherit"] },
           );
-          const cw = watch(child);
+          const cw = watchOutput(child);
           const perConn = 1000 + 8 * rttMs;
           const m = await cw.waitFor(/^RESULT (.*)$/, 120_000 + (reps + warmup) * 2 * modes.length * perConn);
           const r = JSON.parse(m[1]) as ClientResult;
@@ -664,7 +597,7 @@ async function main(argv: string[]): Promise<void> {
           const conf = mosquittoConf(tmp, "127.0.0.1", base, base + 1, certs);
           const mq = spawn(mosquittoBin, ["-c", conf, "-v"], { stdio: ["ignore", "pipe", "pipe"] });
           children.push(mq);
-          await watch(mq).waitFor(/mosquitto version .* running/, 15_000);
+          await watchOutput(mq).waitFor(/mosquitto version .* running/, 15_000);
           env.mosquittoTlsPort = base;
           env.mosquittoTcpPort = base + 1;
           mosquittoPid = mq.pid;

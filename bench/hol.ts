@@ -1,44 +1,12 @@
-/**
- * Head-of-line blocking (issue 6, benchmark 1): per-message delivery latency of MQTT with one
- * subscriber holding 8 subscriptions while a publisher sends on all 8 topics at a steady rate,
- * over an emulated lossy link (bench/netem), for
- *
- *   per-topic      MQTT over QUIC, every topic on its own stream (mquictt's default)
- *   single         MQTT over QUIC, everything on one stream (what TCP does, on QUIC)
- *   tcp-ours       MQTT over TCP, our broker's TCP listener
- *   tcp-mosquitto  MQTT over TCP to mosquitto, when `mosquitto` is on PATH (said so when not)
- *
- * Setup: the broker (and mosquitto) run in namespace B; the publisher and the subscriber run in
- * ONE process in namespace A, so send and receive times come from one clock. A message crosses
- * the link twice (publisher → broker → subscriber), which is what a user sees. Each payload
- * carries its topic index, sequence number and send time (performance.now()). The link's delay
- * is RTT/2 each way, and its random loss applies to both directions, with the same seed for every
- * mode of a cell. The brokers stay up across cells; each (cell, mode) gets fresh connections.
- *
- *   npx tsx bench/hol.ts                      loss 0,1,2,5 % × RTT 10,50 ms, 10 s per cell and mode
- *   npx tsx bench/hol.ts --quick              CI smoke: 2 % loss, 50 ms, 3 s (< 30 s in all)
- *   npx tsx bench/hol.ts --replot [--quick]   redraw the SVG from bench/results/hol[-quick].json
- *   --out NAME: write hol-NAME.json / hol-cdf-NAME.svg instead (targeted re-runs keep the full result)
- *   npx tsx bench/hol.ts --seconds 20 --rate 20 --topics 8 --qos 1 --loss 2,5 --rtt 50
- *       --modes per-topic,single,tcp-ours,tcp-mosquitto --payload 64 --warmup 1
- *
- * Prints a table (p50/p90/p99/max per cell and mode, and the ratios of per-topic p99 to TCP p99 and
- * to single-stream p99), progress on stderr; writes bench/results/hol.json, the latency CDF
- * at 2 % loss, 50 ms RTT as bench/results/hol-cdf.svg, and the bench/RESULTS.md section with the
- * issue 6 target as hol.md + hol.targets.json (hol-quick.* / hol-cdf-quick.svg for --quick, so a
- * CI smoke run never overwrites a full result). --replot also rewrites the section.
- *
- * Internally `bench/hol.ts client ...` is the measuring process spawned in namespace A.
- */
-import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
-import { delimiter, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { makeCertificates } from "../src/cli/cert.js";
 import type { StreamMode } from "../src/mqtt/client/options.js";
 import { connect, type MqttClient } from "../src/mqtt/index.js";
 import { readPemFile } from "../src/net/cert-files.js";
+import { findOnPath, tsxExecArgs, watchOutput } from "./lib/child-output.js";
 import {
   fmt,
   machine,
@@ -259,72 +227,6 @@ async function runClient(argv: string[]): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Orchestration.
 
-/** Collects a child's output; resolves the first stdout line matching `re`. */
-function lineWaiter(proc: ChildProcess): {
-  waitFor: (re: RegExp, timeoutMs: number) => Promise<RegExpExecArray>;
-  output: () => string;
-} {
-  let out = "";
-  let exited = false;
-  const listeners = new Set<() => void>();
-  const poke = (): void => {
-    for (const l of listeners) l();
-  };
-  proc.stdout?.on("data", (d: Buffer) => {
-    out += d;
-    poke();
-  });
-  proc.stderr?.on("data", (d: Buffer) => {
-    out += d;
-  });
-  proc.once("exit", () => {
-    exited = true;
-    poke();
-  });
-  return {
-    output: () => out,
-    waitFor: (re, timeoutMs) =>
-      new Promise((resolvePromise, reject) => {
-        const check = (): void => {
-          for (const line of out.split("\n")) {
-            const m = re.exec(line);
-            if (m) {
-              finish();
-              resolvePromise(m);
-              return;
-            }
-          }
-          if (exited) {
-            finish();
-            reject(new Error(`process exited before ${re}:\n${out}`));
-          }
-        };
-        const t = setTimeout(() => {
-          finish();
-          reject(new Error(`timed out waiting for ${re}:\n${out}`));
-        }, timeoutMs);
-        const finish = (): void => {
-          clearTimeout(t);
-          listeners.delete(check);
-        };
-        listeners.add(check);
-        check();
-      }),
-  };
-}
-
-function onPath(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-    const p = join(dir, cmd);
-    if (dir && existsSync(p)) return p;
-  }
-  return undefined;
-}
-
-function tsxArgs(): string[] {
-  return process.execArgv.some((a) => a.includes("tsx")) ? [...process.execArgv] : ["--import", "tsx"];
-}
-
 interface ModeResult {
   mode: Mode;
   summary?: Summary;
@@ -371,7 +273,7 @@ async function main(argv: string[]): Promise<void> {
   const payload = num(argv, "--payload", 64);
   const drain = num(argv, "--drain", quick ? 2 : 3);
   const seed = num(argv, "--seed", 1);
-  const mosquittoBin = onPath("mosquitto");
+  const mosquittoBin = findOnPath("mosquitto");
   let modes = (arg(argv, "--modes")?.split(",") ?? ALL_MODES) as Mode[];
   for (const m of modes)
     if (!ALL_MODES.includes(m)) throw new Error(`unknown mode ${m}; known: ${ALL_MODES}`);
@@ -401,7 +303,7 @@ async function main(argv: string[]): Promise<void> {
     const broker = link.spawnInB(
       process.execPath,
       [
-        ...tsxArgs(),
+        ...tsxExecArgs(),
         join(REPO, "src/cli/main.ts"),
         "broker",
         "--quic-port",
@@ -417,7 +319,7 @@ async function main(argv: string[]): Promise<void> {
       ],
       { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] },
     );
-    const bw = lineWaiter(broker);
+    const bw = watchOutput(broker);
     const quicPort = (await bw.waitFor(/^listening on mqtt\+quic:\/\/.*:(\d+)/, 60_000))[1];
     const tcpPort = (await bw.waitFor(/^listening on mqtt:\/\/.*:(\d+)/, 60_000))[1];
 
@@ -436,7 +338,7 @@ async function main(argv: string[]): Promise<void> {
       // until the previous one is acknowledged (+40 ms at 50 ms RTT even without loss); our
       // broker and client set TCP_NODELAY, so this compares the protocols, not Nagle.
       // mosquitto logs on stderr; wait until its port answers instead.
-      const mw = lineWaiter(mq);
+      const mw = watchOutput(mq);
       await waitForTcp(link, mosquittoPort, mw.output);
     }
 
@@ -457,7 +359,7 @@ async function main(argv: string[]): Promise<void> {
           const child = link.spawnInA(
             process.execPath,
             [
-              ...tsxArgs(),
+              ...tsxExecArgs(),
               SELF,
               "client",
               "--url",
@@ -485,7 +387,7 @@ async function main(argv: string[]): Promise<void> {
             ],
             { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] },
           );
-          const cw = lineWaiter(child);
+          const cw = watchOutput(child);
           try {
             const m = await cw.waitFor(/^RESULT (.*)$/, (warmup + seconds + drain + 60) * 1000);
             const r = JSON.parse(m[1]) as ClientResult;

@@ -39,7 +39,7 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
-import { delimiter, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { getHeapStatistics, writeHeapSnapshot } from "node:v8";
 import mqttPacket from "mqtt-packet";
@@ -47,6 +47,7 @@ import { makeCertificates } from "../src/cli/cert.js";
 import { Broker } from "../src/mqtt/index.js";
 import { QuicEndpoint } from "../src/net/quic.js";
 import { loadCertificateChain } from "../src/tls/pem.js";
+import { findOnPath } from "./lib/child-output.js";
 import {
   type HeapGrowth,
   heapGrowth,
@@ -471,14 +472,6 @@ class Proc {
   }
 }
 
-function onPath(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-    const p = join(dir, cmd);
-    if (dir && existsSync(p)) return p;
-  }
-  return undefined;
-}
-
 function nodeChild(args: string[], cpu: string | undefined, extra: string[] = []): Proc {
   const argv = [...extra, "--import", "tsx", SELF, ...args];
   const [cmd, a] =
@@ -820,7 +813,7 @@ async function main(argv: string[]): Promise<void> {
   const analyseN = Number(flag(argv, "--analyse") ?? (quick ? 150 : 1000));
   const out = flag(argv, "--out") ?? (quick ? "scale-quick" : "scale");
   const mosquitto =
-    onPath("mosquitto") ?? (existsSync("/usr/sbin/mosquitto") ? "/usr/sbin/mosquitto" : undefined);
+    findOnPath("mosquitto") ?? (existsSync("/usr/sbin/mosquitto") ? "/usr/sbin/mosquitto" : undefined);
   const notes: string[] = [];
   let cases = (flag(argv, "--cases")?.split(",") as CaseName[] | undefined) ?? ALL_CASES;
   for (const c of cases)

@@ -61,16 +61,17 @@
  */
 import { spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, Socket } from "node:net";
 import { loadavg, tmpdir } from "node:os";
-import { delimiter, join, relative, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { Duplex } from "node:stream";
 import { makeCertificates } from "../src/cli/cert.js";
 import type { StreamMode } from "../src/mqtt/client/options.js";
 import { Broker, type MqttClient, connect as mqConnect } from "../src/mqtt/index.js";
 import { readPemFile } from "../src/net/cert-files.js";
+import { findOnPath } from "./lib/child-output.js";
 import { summariseProfile } from "./lib/cpu-profile.js";
 import { type Child, cpuSecondsOf, mainThreadProfile, spawnProgram, udpBufferDrops } from "./lib/procs.js";
 import {
@@ -143,14 +144,6 @@ function tsxArgs(): string[] {
     out.push(argv[i]);
   }
   return out.some((a) => a.includes("tsx")) ? out : ["--import", "tsx", ...out];
-}
-
-function onPath(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-    const p = join(dir, cmd);
-    if (dir && existsSync(p)) return p;
-  }
-  return undefined;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -768,7 +761,7 @@ async function main(argv: string[]): Promise<void> {
   const profileDir = flag(argv, "--profile");
 
   const notes: string[] = [];
-  const mosquittoBin = onPath("mosquitto");
+  const mosquittoBin = findOnPath("mosquitto");
   if (!mosquittoBin && params.systems.includes("mosquitto")) {
     if (process.env.CI === "true")
       throw new Error("mosquitto is not on PATH (CI=true: install the Debian package mosquitto)");
