@@ -17,17 +17,13 @@
  * tests never skip: without the binary they fail, saying how to build it.
  */
 
-import { accessSync, constants, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { accessSync, constants } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { nodeProvider } from "../../src/crypto/node.js";
-import { SeededRng } from "../../src/crypto/random.js";
 import { connect, type MqttClient, type StreamMode } from "../../src/mqtt/client/index.js";
 import { Broker } from "../../src/mqtt/index.js";
-import { generateTestCA, issueLeaf } from "../../src/tls/certgen.js";
 import { waitFor } from "../mqtt/client/helpers.js";
-import { exitOf as exitWithin, type Proc, ProcGroup } from "./procs.js";
+import { exitOf as exitWithin, interopPki, type Proc, ProcGroup } from "./procs.js";
 
 const BUILD_HINT =
   "build it with: bash interop/flowsdk-client/build.sh (cargo, flowsdk 0.7.0 with feature quic)";
@@ -86,7 +82,6 @@ function received(out: string): Msg[] {
 
 const byTopic = (a: Msg, b: Msg) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0);
 
-let dir = "";
 let caPem = "";
 let caText = "";
 let certText = "";
@@ -95,23 +90,7 @@ let bin = "";
 
 beforeAll(() => {
   bin = flowsdkBinary();
-  dir = mkdtempSync(join(tmpdir(), "mquictt-flowsdk-"));
-  const rng = new SeededRng(57);
-  const now = Date.now();
-  const ca = generateTestCA({ provider: nodeProvider, rng, now, commonName: "flowsdk interop CA" });
-  const leaf = issueLeaf(ca, {
-    provider: nodeProvider,
-    rng,
-    now,
-    commonName: "localhost",
-    dns: ["localhost"],
-    ips: ["127.0.0.1"],
-  });
-  caText = ca.pem;
-  certText = leaf.pem;
-  keyText = leaf.keyPem;
-  caPem = join(dir, "ca.pem");
-  writeFileSync(caPem, ca.pem);
+  ({ caPem, caText, certText, keyText } = interopPki("flowsdk", 57));
 });
 
 afterAll(async () => {

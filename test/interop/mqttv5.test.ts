@@ -23,13 +23,10 @@
  * it they fail, saying how to build it.
  */
 
-import { accessSync, constants, mkdtempSync, writeFileSync } from "node:fs";
+import { accessSync, constants } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { nodeProvider } from "../../src/crypto/node.js";
-import { SeededRng } from "../../src/crypto/random.js";
 import {
   type ConnectOptions,
   connect,
@@ -38,9 +35,8 @@ import {
   type StreamMode,
 } from "../../src/mqtt/client/index.js";
 import { Broker } from "../../src/mqtt/index.js";
-import { generateTestCA, issueLeaf } from "../../src/tls/certgen.js";
 import { waitFor } from "../mqtt/client/helpers.js";
-import { exitOf as exitWithin, type Proc, ProcGroup } from "./procs.js";
+import { exitOf as exitWithin, interopPki, type Proc, ProcGroup } from "./procs.js";
 
 const BUILD_HINT = "build it with: bash interop/mqttv5/build.sh (cargo install of mqttv5-cli 0.29.10)";
 
@@ -122,27 +118,7 @@ let bin = "";
 
 beforeAll(() => {
   bin = mqttv5Binary();
-  dir = mkdtempSync(join(tmpdir(), "mquictt-mqttv5-"));
-  const rng = new SeededRng(55);
-  const now = Date.now();
-  const ca = generateTestCA({ provider: nodeProvider, rng, now, commonName: "mqttv5 interop CA" });
-  const leaf = issueLeaf(ca, {
-    provider: nodeProvider,
-    rng,
-    now,
-    commonName: "localhost",
-    dns: ["localhost"],
-    ips: ["127.0.0.1"],
-  });
-  caText = ca.pem;
-  certText = leaf.pem;
-  keyText = leaf.keyPem;
-  caPem = join(dir, "ca.pem");
-  certPem = join(dir, "cert.pem");
-  keyPem = join(dir, "key.pem");
-  writeFileSync(caPem, ca.pem);
-  writeFileSync(certPem, leaf.pem);
-  writeFileSync(keyPem, leaf.keyPem);
+  ({ dir, caPem, certPem, keyPem, caText, certText, keyText } = interopPki("mqttv5", 55));
 });
 
 afterAll(async () => {

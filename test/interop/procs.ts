@@ -1,5 +1,11 @@
 /** Child processes for interop tests: output collected, waited for with a timeout, killed together. */
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { nodeProvider } from "../../src/crypto/node.js";
+import { SeededRng } from "../../src/crypto/random.js";
+import { generateTestCA, issueLeaf } from "../../src/tls/certgen.js";
 
 /** A spawned process with its output (stdout and stderr interleaved). */
 export interface Proc {
@@ -56,4 +62,44 @@ export async function exitOf(p: Proc, ms = 5000): Promise<number | null> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** A test CA and a "localhost" server certificate, as PEM text and as files in a fresh directory. */
+export interface InteropPki {
+  dir: string;
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+  caText: string;
+  certText: string;
+  keyText: string;
+}
+
+/** Makes the PKI an interop suite's broker and peers use (`name` names the CA and the directory). */
+export function interopPki(name: string, seed: number): InteropPki {
+  const dir = mkdtempSync(join(tmpdir(), `mquictt-${name}-`));
+  const rng = new SeededRng(seed);
+  const now = Date.now();
+  const ca = generateTestCA({ provider: nodeProvider, rng, now, commonName: `${name} interop CA` });
+  const leaf = issueLeaf(ca, {
+    provider: nodeProvider,
+    rng,
+    now,
+    commonName: "localhost",
+    dns: ["localhost"],
+    ips: ["127.0.0.1"],
+  });
+  const pki = {
+    dir,
+    caPem: join(dir, "ca.pem"),
+    certPem: join(dir, "cert.pem"),
+    keyPem: join(dir, "key.pem"),
+    caText: ca.pem,
+    certText: leaf.pem,
+    keyText: leaf.keyPem,
+  };
+  writeFileSync(pki.caPem, ca.pem);
+  writeFileSync(pki.certPem, leaf.pem);
+  writeFileSync(pki.keyPem, leaf.keyPem);
+  return pki;
 }
