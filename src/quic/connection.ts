@@ -1172,6 +1172,9 @@ export class Connection {
     // RFC 9001 §4.9.2: Handshake keys are discarded once the handshake is confirmed.
     this.discardSpace(now, PnSpace.Initial);
     this.discardSpace(now, PnSpace.Handshake);
+    // RFC 9001 §4.9.3: 0-RTT keys may go once 1-RTT is in use; a late 0-RTT packet is then
+    // dropped and its data, never acknowledged, is resent by the client in 1-RTT.
+    this.zeroRttKeys = undefined;
     this.events.push({ type: "handshake_confirmed" });
   }
 
