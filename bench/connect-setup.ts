@@ -41,6 +41,7 @@ import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { makeCertificates } from "../src/cli/cert.js";
 import { findOnPath, tsxExecArgs, watchOutput } from "./lib/child-output.js";
+import { type StartedMosquitto, startMosquitto } from "./lib/mosquitto.js";
 import { cpuSecondsOf } from "./lib/procs.js";
 import {
   fmt,
@@ -363,6 +364,24 @@ async function startBroker(proc: ChildProcess): Promise<BrokerProc> {
   };
 }
 
+/** mosquitto with a TLS listener and a plain one on free ports; ready once it logs "running". */
+function startMosquittoWith(
+  dir: string,
+  host: string,
+  certs: Certs,
+  spawnIt: (conf: string) => ChildProcess,
+): Promise<StartedMosquitto<ChildProcess>> {
+  return startMosquitto({
+    portCount: 2,
+    configure: ([tlsPort, tcpPort]) => mosquittoConf(dir, host, tlsPort, tcpPort, certs),
+    start: (conf) => {
+      const proc = spawnIt(conf);
+      return { handle: proc, proc, output: watchOutput(proc).output };
+    },
+    probe: (_port, output) => /mosquitto version .* running/.test(output),
+  });
+}
+
 /** mosquitto with a TLS listener (our certificate) and a plain one. */
 function mosquittoConf(dir: string, host: string, tlsPort: number, tcpPort: number, certs: Certs): string {
   const conf = join(dir, `mosquitto-${tlsPort}.conf`);
@@ -500,12 +519,10 @@ async function main(argv: string[]): Promise<void> {
           serverName: "localhost",
         };
         if (mosquittoBin && modes.includes("tls-mosquitto")) {
-          const base = 20000 + (process.pid % 10000) * 2;
-          const conf = mosquittoConf(tmp, link.bAddr, base, base + 1, certs);
-          const mq = link.spawnInB(mosquittoBin, ["-c", conf, "-v"], { stdio: ["ignore", "pipe", "pipe"] });
-          await watchOutput(mq).waitFor(/mosquitto version .* running/, 15_000);
-          env.mosquittoTlsPort = base;
-          env.mosquittoTcpPort = base + 1;
+          const { ports } = await startMosquittoWith(tmp, link.bAddr, certs, (conf) =>
+            link.spawnInB(mosquittoBin, ["-c", conf, "-v"], { stdio: ["ignore", "pipe", "pipe"] }),
+          );
+          [env.mosquittoTlsPort, env.mosquittoTcpPort] = ports;
         }
         for (const rttMs of rtts) {
           await link.update({ delayMs: rttMs / 2 });
@@ -593,13 +610,12 @@ async function main(argv: string[]): Promise<void> {
         };
         let mosquittoPid: number | undefined;
         if (mosquittoBin && modes.includes("tls-mosquitto")) {
-          const base = 30000 + (process.pid % 10000) * 2;
-          const conf = mosquittoConf(tmp, "127.0.0.1", base, base + 1, certs);
-          const mq = spawn(mosquittoBin, ["-c", conf, "-v"], { stdio: ["ignore", "pipe", "pipe"] });
-          children.push(mq);
-          await watchOutput(mq).waitFor(/mosquitto version .* running/, 15_000);
-          env.mosquittoTlsPort = base;
-          env.mosquittoTcpPort = base + 1;
+          const { handle: mq, ports } = await startMosquittoWith(tmp, "127.0.0.1", certs, (conf) => {
+            const p = spawn(mosquittoBin, ["-c", conf, "-v"], { stdio: ["ignore", "pipe", "pipe"] });
+            children.push(p);
+            return p;
+          });
+          [env.mosquittoTlsPort, env.mosquittoTcpPort] = ports;
           mosquittoPid = mq.pid;
         }
         for (const mode of modes) {

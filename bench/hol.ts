@@ -7,6 +7,7 @@ import type { StreamMode } from "../src/mqtt/client/options.js";
 import { connect, type MqttClient } from "../src/mqtt/index.js";
 import { readPemFile } from "../src/net/cert-files.js";
 import { findOnPath, tsxExecArgs, watchOutput } from "./lib/child-output.js";
+import { startMosquitto } from "./lib/mosquitto.js";
 import {
   fmt,
   machine,
@@ -325,21 +326,28 @@ async function main(argv: string[]): Promise<void> {
 
     let mosquittoPort: number | undefined;
     if (mosquittoBin && modes.includes("tcp-mosquitto")) {
-      mosquittoPort = 20000 + (process.pid % 20000);
-      const conf = join(tmp, "mosquitto.conf");
-      writeFileSync(
-        conf,
-        `listener ${mosquittoPort} ${link.bAddr}\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n${
-          process.getuid?.() === 0 ? "user root\n" : ""
-        }`,
-      );
-      const mq = link.spawnInB(mosquittoBin, ["-c", conf, "-v"], { stdio: ["ignore", "pipe", "pipe"] });
       // set_tcp_nodelay: mosquitto leaves Nagle on by default, which holds each small PUBLISH
       // until the previous one is acknowledged (+40 ms at 50 ms RTT even without loss); our
       // broker and client set TCP_NODELAY, so this compares the protocols, not Nagle.
-      // mosquitto logs on stderr; wait until its port answers instead.
-      const mw = watchOutput(mq);
-      await waitForTcp(link, mosquittoPort, mw.output);
+      // mosquitto logs on stderr; it is ready when its port answers from namespace A.
+      const started = await startMosquitto({
+        configure: ([port]) => {
+          const conf = join(tmp, `mosquitto-${port}.conf`);
+          writeFileSync(
+            conf,
+            `listener ${port} ${link.bAddr}\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n${
+              process.getuid?.() === 0 ? "user root\n" : ""
+            }`,
+          );
+          return conf;
+        },
+        start: (conf) => {
+          const mq = link.spawnInB(mosquittoBin, ["-c", conf, "-v"], { stdio: ["ignore", "pipe", "pipe"] });
+          return { handle: mq, proc: mq, output: watchOutput(mq).output };
+        },
+        probe: (port) => answersInA(link, port),
+      });
+      mosquittoPort = started.ports[0];
     }
 
     const urlOf = (m: Mode): string =>
@@ -596,17 +604,13 @@ function report(result: HolResult, suffix: string, quick: boolean): void {
   console.log(`\nwrote ${out}, ${mdOut}${svgPath ? ` and ${svgPath}` : ""}`);
 }
 
-async function waitForTcp(link: NetLink, port: number, output: () => string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const r = await link.runInA(process.execPath, [
-      "-e",
-      `const s=require("node:net").connect(${port},"${link.bAddr}");s.on("connect",()=>process.exit(0));s.on("error",()=>process.exit(1));`,
-    ]);
-    if (r.code === 0) return;
-    if (Date.now() > deadline) throw new Error(`mosquitto did not listen on ${port}:\n${output()}`);
-    await new Promise((r2) => setTimeout(r2, 200));
-  }
+/** True when a TCP connect from namespace A to B's address and `port` succeeds. */
+async function answersInA(link: NetLink, port: number): Promise<boolean> {
+  const r = await link.runInA(process.execPath, [
+    "-e",
+    `const s=require("node:net").connect(${port},"${link.bAddr}");s.on("connect",()=>process.exit(0));s.on("error",()=>process.exit(1));`,
+  ]);
+  return r.code === 0;
 }
 
 // ---------------------------------------------------------------------------------------------

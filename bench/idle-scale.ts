@@ -55,6 +55,7 @@ import {
   retainedByOwner,
   summariseHeapSnapshot,
 } from "./lib/heap-summary.js";
+import { startMosquitto } from "./lib/mosquitto.js";
 import { canPin, cpuSecondsOf } from "./lib/procs.js";
 import {
   flag,
@@ -489,23 +490,6 @@ function rssOf(pid: number | undefined): number {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function waitForTcp(port: number, output: () => string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const ok = await new Promise<boolean>((r) => {
-      const s = createConnection({ host: "127.0.0.1", port });
-      s.once("connect", () => {
-        s.destroy();
-        r(true);
-      });
-      s.once("error", () => r(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`mosquitto did not listen on ${port}:\n${output()}`);
-    await sleep(200);
-  }
-}
-
 interface RunOptions {
   steps: number[];
   keepalive: number;
@@ -533,17 +517,23 @@ async function sampleBroker(broker: Proc, isNode: boolean): Promise<BrokerSample
 async function startBroker(name: CaseName, o: RunOptions): Promise<{ broker: Proc; port: number }> {
   const cpu = o.pin ? "1" : undefined;
   if (name === "tcp-mosquitto") {
-    const port = 20000 + (process.pid % 20000);
-    const conf = join(o.tmp, "mosquitto.conf");
-    writeFileSync(
-      conf,
-      `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_connections -1\n`,
-    );
     const bin = o.mosquitto ?? "mosquitto";
-    const [cmd, a] = cpu === undefined ? [bin, ["-c", conf]] : ["taskset", ["-c", cpu, bin, "-c", conf]];
-    const broker = new Proc(spawn(cmd, a, { stdio: ["pipe", "pipe", "pipe"] }));
-    await waitForTcp(port, () => broker.output());
-    return { broker, port };
+    const { handle: broker, ports } = await startMosquitto({
+      configure: ([port]) => {
+        const conf = join(o.tmp, `mosquitto-${port}.conf`);
+        writeFileSync(
+          conf,
+          `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_connections -1\n`,
+        );
+        return conf;
+      },
+      start: (conf) => {
+        const [cmd, a] = cpu === undefined ? [bin, ["-c", conf]] : ["taskset", ["-c", cpu, bin, "-c", conf]];
+        const p = new Proc(spawn(cmd, a, { stdio: ["pipe", "pipe", "pipe"] }));
+        return { handle: p, proc: p.proc, output: () => p.output() };
+      },
+    });
+    return { broker, port: ports[0] };
   }
   const broker = nodeChild(["broker", "--impl", name, "--cert", o.cert, "--key", o.key], cpu, [
     "--expose-gc",

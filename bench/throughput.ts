@@ -62,7 +62,7 @@
 import { spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { createServer, Socket } from "node:net";
+import { createServer, type Socket } from "node:net";
 import { loadavg, tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -73,6 +73,7 @@ import { Broker, type MqttClient, connect as mqConnect } from "../src/mqtt/index
 import { readPemFile } from "../src/net/cert-files.js";
 import { findOnPath } from "./lib/child-output.js";
 import { summariseProfile } from "./lib/cpu-profile.js";
+import { startMosquitto } from "./lib/mosquitto.js";
 import { type Child, cpuSecondsOf, mainThreadProfile, spawnProgram, udpBufferDrops } from "./lib/procs.js";
 import {
   flag,
@@ -656,33 +657,27 @@ async function startBroker(
 ): Promise<BrokerHandle> {
   if (system === "mosquitto") {
     if (!mosquittoBin) throw new Error("mosquitto is not on PATH");
-    const port = 20000 + ((process.pid * 7) % 20000);
-    const conf = join(certDir, "mosquitto.conf");
     // set_tcp_nodelay: mosquitto leaves Nagle on by default; our broker and aedes (above) set
     // TCP_NODELAY, so all three compare brokers, not Nagle. No logging per message.
-    writeFileSync(
-      conf,
-      `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nlog_type error\nmax_queued_messages 0\nmax_inflight_messages 0\n${
-        process.getuid?.() === 0 ? "user root\n" : ""
-      }`,
-    );
-    const child = spawnProgram(mosquittoBin, ["-c", conf]);
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const ok = await new Promise<boolean>((r) => {
-        const s = new Socket();
-        s.once("connect", () => {
-          s.destroy();
-          r(true);
-        });
-        s.once("error", () => r(false));
-        s.connect(port, "127.0.0.1");
-      });
-      if (ok) break;
-      if (Date.now() > deadline || child.proc.exitCode !== null)
-        throw new Error(`mosquitto did not listen on ${port}:\n${child.output()}`);
-      await sleep(100);
-    }
+    const {
+      handle: child,
+      ports: [port],
+    } = await startMosquitto({
+      configure: ([p]) => {
+        const conf = join(certDir, `mosquitto-${p}.conf`);
+        writeFileSync(
+          conf,
+          `listener ${p} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nlog_type error\nmax_queued_messages 0\nmax_inflight_messages 0\n${
+            process.getuid?.() === 0 ? "user root\n" : ""
+          }`,
+        );
+        return conf;
+      },
+      start: (conf) => {
+        const c = spawnProgram(mosquittoBin, ["-c", conf]);
+        return { handle: c, proc: c.proc, output: c.output };
+      },
+    });
     return { child, url: `mqtt://127.0.0.1:${port}`, pid: child.proc.pid };
   }
   const role = system === "aedes" ? "broker-aedes" : "broker-mquictt";
