@@ -32,6 +32,10 @@ const SUPPORTED = new Set([
   "transfercorruption",
   "resumption",
   "zerortt",
+  // NAT rebinding (port, then address) in the network during a transfer: the server follows
+  // (RFC 9000 §9.3); the client needs nothing special.
+  "rebind-port",
+  "rebind-addr",
 ]);
 
 /** Exit code for unsupported test cases (quic-interop-runner convention). */

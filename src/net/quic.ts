@@ -586,7 +586,9 @@ async function bindSocket(socket: Socket, port: number, host: string): Promise<v
 
 /**
  * One QUIC connection. Emits `connect`, `stream` (peer-opened `QuicStream`), `datagram`,
- * `sessionTicket` (client: a `SessionTicket` to resume with later), `close`.
+ * `sessionTicket` (client: a `SessionTicket` to resume with later), `peerAddressChanged`
+ * (server: `(remoteAddress, validated)` when the client migrated or its NAT rebound, and again
+ * once the new address is validated; RFC 9000 §9.3), `close`.
  */
 export class QuicConnection extends EventEmitter {
   private readonly streams = new Map<number, QuicStream>();
@@ -662,6 +664,9 @@ export class QuicConnection extends EventEmitter {
         return;
       case "datagram":
         this.emit("datagram", ev.data);
+        return;
+      case "peer_address_changed":
+        this.emit("peerAddressChanged", ev.remote, ev.validated);
         return;
       case "session_ticket":
         this.sessionTicket = ev.ticket;

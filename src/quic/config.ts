@@ -148,7 +148,10 @@ export function resolveSettings(config: ConnectionConfig): TransportSettings {
 export const DEFAULT_VERSION = QUIC_V1;
 
 /** Our transport parameters from the settings (CID fields are set by the connection). */
-export function localTransportParameters(s: TransportSettings): TransportParameters {
+export function localTransportParameters(
+  s: TransportSettings,
+  role: "client" | "server",
+): TransportParameters {
   return {
     maxIdleTimeout: s.maxIdleTimeout,
     maxUdpPayloadSize: Math.max(1200, s.maxUdpPayloadSize),
@@ -160,7 +163,9 @@ export function localTransportParameters(s: TransportSettings): TransportParamet
     initialMaxStreamsUni: s.maxStreamsUni,
     ackDelayExponent: s.ackDelayExponent,
     maxAckDelay: s.maxAckDelay,
-    disableActiveMigration: true,
+    // Servers follow a client to a new address (RFC 9000 §9.3); clients do not act on a
+    // server's address change (no preferred_address, §9.6), so they ask servers not to.
+    disableActiveMigration: role === "client",
     activeConnectionIdLimit: s.activeConnectionIdLimit,
     maxDatagramFrameSize: s.maxDatagramFrameSize,
     greaseQuicBit: false,

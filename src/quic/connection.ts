@@ -73,6 +73,7 @@ import {
 import { AckTracker } from "./recovery/ack-tracker.js";
 import { LossDetector } from "./recovery/loss.js";
 import { Pacer } from "./recovery/pacer.js";
+import { INITIAL_RTT } from "./recovery/rtt.js";
 import type { SentPacket } from "./recovery/sent-packets.js";
 import { PN_SPACES, PnSpace } from "./recovery/space.js";
 import { RecvBuffer } from "./streams/recv-buffer.js";
@@ -102,8 +103,11 @@ export interface CloseInfo {
   /** True for an application close (CONNECTION_CLOSE type 0x1d). */
   readonly application: boolean;
   readonly reason: string;
-  /** Who closed it: us, the peer, the idle timer, or a stateless reset. */
-  readonly initiator: "local" | "remote" | "idle" | "stateless-reset" | "version-negotiation";
+  /**
+   * Who closed it: us, the peer, the idle timer, a stateless reset, version negotiation, or the
+   * loss of every validated path to the peer (a migration whose new address never answered).
+   */
+  readonly initiator: "local" | "remote" | "idle" | "stateless-reset" | "version-negotiation" | "path";
 }
 
 /** What a connection reports to its owner, in order. */
@@ -143,7 +147,12 @@ export type ConnectionEvent =
   /** The connection is closing or draining: no more application data. */
   | { type: "closed"; info: CloseInfo }
   /** The connection is gone: the owner can forget it (and its connection IDs). */
-  | { type: "drained" };
+  | { type: "drained" }
+  /**
+   * Server: datagrams now go to `remote`: the client migrated or its NAT rebound (RFC 9000 §9.3),
+   * or a new address failed validation and the last validated one is back (§9.3.2).
+   */
+  | { type: "peer_address_changed"; remote: string; validated: boolean };
 
 /** Error thrown to the application for API misuse (not for a peer's faults). */
 export class ConnectionError extends MquicttError {}
@@ -219,6 +228,29 @@ class Space {
   }
 }
 
+/** A path validation under way (RFC 9000 §8.2). */
+interface PathChallenge {
+  /** The peer address being validated. */
+  readonly to: string;
+  /** The destination connection ID used on that path. */
+  readonly dcid: Uint8Array;
+  /** The PATH_CHALLENGE data (unpredictable; resent as is, any echo of it validates). */
+  readonly data: Uint8Array;
+  /** When the next PATH_CHALLENGE goes out; the interval doubles after each (§8.2.1). */
+  nextAt: number;
+  interval: number;
+  /** Validation fails without a PATH_RESPONSE by then (§8.2.4). */
+  readonly deadline: number;
+  /** Sent in datagrams of at least 1200 bytes (else the path MTU is still to be validated). */
+  full: boolean;
+}
+
+/** The host part of an address written `host:port` (IPv6 as `[host]:port`); else the whole string. */
+function hostOf(address: string): string {
+  const i = address.lastIndexOf(":");
+  return i < 0 ? address : address.slice(0, i);
+}
+
 /**
  * One QUIC connection. Create clients with `Connection.client()`; servers are created by the
  * `Endpoint` from a client's first Initial (`Connection.server()`).
@@ -288,7 +320,22 @@ export class Connection {
   /** The first packet number sent with the current key phase (a key update needs an ack of one, §6.1). */
   private keyPhaseFirstSentPn = 0;
 
-  private pendingPathResponses: Uint8Array[] = [];
+  /** PATH_RESPONSE data to send, with the address the PATH_CHALLENGE came from (§8.2.2). */
+  private pendingPathResponses: { data: Uint8Array; to: string; budget: number }[] = [];
+  /**
+   * Connection migration (RFC 9000 §9.3): path validations under way, the last validated peer
+   * address while `remote` is not validated yet (to return to if validation fails, §9.3.2), and
+   * the destination CID the peer used on the current path (a new one on a new path is an active
+   * migration: we then answer with a fresh CID of the peer's too, §9.5).
+   */
+  private pathChallenges: PathChallenge[] = [];
+  private fallbackRemote: string | undefined;
+  private pathDcid: Uint8Array | undefined;
+  /** Source address and size of the datagram being processed. */
+  private rxFrom = "";
+  private rxLength = 0;
+  /** Where the datagram last returned by `pollTransmit` goes. */
+  private txTo = "";
   private pendingNewCids: (Frame & { type: "new_connection_id" })[] = [];
   private pendingRetireCids: number[] = [];
   private pingPending = false;
@@ -318,6 +365,11 @@ export class Connection {
     keyUpdates: 0,
     /** 0-RTT packets sent (client) or processed (server): what "accepted" actually carried. */
     zeroRttPackets: 0,
+    /** Server: peer address changes acted on (migrations, NAT rebindings, reverts; §9.3). */
+    migrations: 0,
+    /** PATH_CHALLENGE frames sent, and path validations that succeeded (RFC 9000 §8.2). */
+    pathChallengesSent: 0,
+    pathsValidated: 0,
   };
 
   private constructor(
@@ -351,7 +403,7 @@ export class Connection {
     this.localCids.initial(scid);
     this.peerCids = new PeerCids(dcid, s.activeConnectionIdLimit);
 
-    this.localParams = localTransportParameters(s);
+    this.localParams = localTransportParameters(s, role);
     this.localParams.initialSourceConnectionId = scid;
     if (role === "server") {
       this.localParams.originalDestinationConnectionId = originalDcid;
@@ -525,10 +577,23 @@ export class Connection {
   // ------------------------------------------------------------------------------------------
   // Receiving
 
-  /** Processes one UDP datagram from the peer. Never throws for bad input. */
-  receive(now: number, datagram: Uint8Array): void {
+  /**
+   * Processes one UDP datagram from the peer, received from `from` (default: `remote`). Never
+   * throws for bad input.
+   */
+  receive(now: number, datagram: Uint8Array, from: string = this.remote): void {
     if (this.state === "closed" || this.state === "draining") return;
-    this.bytesReceived += datagram.length;
+    const onPath = from === this.remote;
+    if (!onPath && (this.role === "client" || !this.handshakeConfirmed || this.state === "closing")) {
+      // RFC 9000 §9: a peer keeps its address until the handshake is confirmed, and a client
+      // discards packets from an unknown server address (servers never migrate here: no §9.6).
+      this.stats.packetsDropped++;
+      return;
+    }
+    this.rxFrom = from;
+    this.rxLength = datagram.length;
+    // Anti-amplification counts bytes per path (§8.1, §9.3.1); a migration starts a new count.
+    if (onPath) this.bytesReceived += datagram.length;
     this.stats.bytesReceived += datagram.length;
     if (this.state === "closing") {
       // RFC 9000 §10.2.1: answer with CONNECTION_CLOSE, rate-limited to one per datagram.
@@ -701,6 +766,7 @@ export class Connection {
 
     const packetType = zeroRtt ? "zero_rtt" : PACKET_TYPE_OF_SPACE[space.id];
     let ackEliciting = false;
+    let nonProbing = false;
     const it = new FrameIterator(payload);
     let count = 0;
     for (let f = it.nextFrame(); f; f = it.nextFrame()) {
@@ -713,11 +779,27 @@ export class Connection {
         );
       }
       if (f.type !== "ack" && f.type !== "padding" && f.type !== "connection_close") ackEliciting = true;
+      // RFC 9000 §9.1: PATH_CHALLENGE, PATH_RESPONSE, NEW_CONNECTION_ID and PADDING are probing.
+      if (
+        f.type !== "padding" &&
+        f.type !== "path_challenge" &&
+        f.type !== "path_response" &&
+        f.type !== "new_connection_id"
+      )
+        nonProbing = true;
       this.onFrame(now, space, f, it.frameType, header);
       if (this.state === "draining" || this.state === "closed") return "processed";
     }
     if (count === 0) throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "packet without frames");
     space.acks.onPacketReceived(pn, now, ackEliciting);
+    if (header.type === "1rtt") {
+      if (this.rxFrom !== this.remote) {
+        // §9.3: only the highest-numbered non-probing packet moves us to its source address.
+        if (nonProbing && pn > largest) this.onPeerMigrated(now, header.dcid);
+      } else if (this.pathDcid === undefined || !bytesEqual(this.pathDcid, header.dcid)) {
+        this.pathDcid = header.dcid.slice();
+      }
+    }
 
     if (this.role === "server" && header.type === "handshake" && !this.spaces[PnSpace.Initial].discarded) {
       // RFC 9001 §4.9.1: a server discards Initial keys when it first processes a Handshake packet.
@@ -795,10 +877,20 @@ export class Connection {
         this.issueCids();
         return;
       case "path_challenge":
-        if (this.pendingPathResponses.length < 4) this.pendingPathResponses.push(f.data.slice());
+        // §8.2.2: answer on the path it came from, within 3x what that datagram brought (§8.1).
+        if (this.pendingPathResponses.length < 4)
+          this.pendingPathResponses.push({
+            data: f.data.slice(),
+            to: this.rxFrom,
+            budget: 3 * this.rxLength,
+          });
+        // §9.3.3: a challenge on our active path gets a non-probing packet too, so that a peer
+        // misled by a forwarded copy of our packets moves back to this path.
+        if (this.rxFrom === this.remote) this.pingPending = true;
         return;
       case "path_response":
-        return; // We never send PATH_CHALLENGE yet (no migration): nothing to match.
+        this.onPathResponse(now, f.data);
+        return;
       case "connection_close":
         this.enterDraining(now, {
           errorCode: f.errorCode,
@@ -1159,7 +1251,12 @@ export class Connection {
   private replayUndecryptable(now: number): void {
     const pending = this.undecryptable;
     this.undecryptable = [];
-    for (const p of pending) this.receiveDatagram(now, p.datagram, true);
+    // Only datagrams from `remote` are kept (no migration before the handshake is confirmed).
+    this.rxFrom = this.remote;
+    for (const p of pending) {
+      this.rxLength = p.datagram.length;
+      this.receiveDatagram(now, p.datagram, true);
+    }
   }
 
   // ------------------------------------------------------------------------------------------
@@ -1239,7 +1336,10 @@ export class Connection {
     if (this.state === "closing" || this.state === "draining") return t.get(Timer.Close);
     t.set(Timer.LossDetection, this.loss.timerDeadline());
     let ack: number | undefined;
-    for (const s of this.spaces) {
+    // An ACK cannot leave while the anti-amplification limit is reached (§8.1): the next datagram
+    // from the peer raises it, and the ACK goes then.
+    const canSend = this.amplificationBudget() >= 64;
+    for (const s of canSend ? this.spaces : []) {
       if (s.discarded) continue;
       const d = s.acks.ackDeadline();
       if (d !== undefined && (ack === undefined || d < ack)) ack = d;
@@ -1248,6 +1348,9 @@ export class Connection {
     if (this.prevReadKeys && Number.isFinite(this.prevReadKeysUntil)) {
       t.set(Timer.KeyDiscard, this.prevReadKeysUntil);
     }
+    let path: number | undefined;
+    for (const c of this.pathChallenges) path = Math.min(path ?? c.deadline, c.nextAt, c.deadline);
+    t.set(Timer.PathValidation, path);
     return t.next();
   }
 
@@ -1273,6 +1376,14 @@ export class Connection {
         t.stop(Timer.KeyDiscard);
       }
       if (t.expired(Timer.Pacing, now)) t.stop(Timer.Pacing);
+      if (t.expired(Timer.PathValidation, now)) {
+        t.stop(Timer.PathValidation);
+        // Other paths first: an old path that failed too is no address to return to.
+        const failed = this.pathChallenges.filter((c) => c.deadline <= now);
+        failed.sort((a, b) => Number(a.to === this.remote) - Number(b.to === this.remote));
+        for (const c of failed) this.onPathValidationFailed(now, c);
+        if (this.state !== "handshake" && this.state !== "established") return;
+      }
       const deadline = this.loss.timerDeadline();
       if (deadline !== undefined && deadline <= now) {
         const action = this.loss.onTimeout(now);
@@ -1321,11 +1432,13 @@ export class Connection {
   // Sending
 
   /**
-   * The next datagram to send to `remote`, or undefined when there is nothing to send now
-   * (limited by congestion control, pacing, or the anti-amplification limit).
+   * The next datagram to send, to `transmitDestination` (`remote` but for path probes), or
+   * undefined when there is nothing to send now (limited by congestion control, pacing, or the
+   * anti-amplification limit).
    */
   pollTransmit(now: number): Uint8Array | undefined {
     if (this.state === "closed" || this.state === "draining") return undefined;
+    this.txTo = this.remote;
     if (this.state === "closing") return this.transmitClose(now);
     try {
       const drop = this.config.faultInjection?.dropOutgoing;
@@ -1351,6 +1464,10 @@ export class Connection {
   private transmit(now: number): Uint8Array | undefined {
     if (this.pmtu.due && this.handshakeConfirmed) {
       const probe = this.transmitPmtuProbe(now);
+      if (probe) return probe;
+    }
+    if (this.handshakeConfirmed && (this.pathChallenges.length > 0 || this.pendingPathResponses.length > 0)) {
+      const probe = this.transmitPathProbe(now);
       if (probe) return probe;
     }
     const budget = this.amplificationBudget();
@@ -1492,6 +1609,190 @@ export class Connection {
     m.due = m.size > 0;
   }
 
+  // ------------------------------------------------------------------------------------------
+  // Connection migration and path validation (RFC 9000 §8.2, §9)
+
+  /** Where the datagram last returned by `pollTransmit` goes: `remote`, or a path probe's address. */
+  get transmitDestination(): string {
+    return this.txTo;
+  }
+
+  /**
+   * The highest-numbered non-probing packet came from a new address (server, handshake
+   * confirmed): the client migrated or its NAT rebound (§9.3). Send there from now on, limited to
+   * 3x what arrives from it until a PATH_CHALLENGE is answered (§9.3.1), and validate the old
+   * address too (§9.3.3: a forwarded copy of a genuine packet looks the same). Returning to the
+   * last validated address needs no validation (§9.3).
+   */
+  private onPeerMigrated(now: number, dcid: Uint8Array): void {
+    const from = this.rxFrom;
+    const previous = this.remote;
+    const previousDcid = this.peerCids.current.cid;
+    if (this.addressValidated) this.fallbackRemote = previous;
+    this.remote = from;
+    this.stats.migrations++;
+    if (from === this.fallbackRemote) {
+      this.fallbackRemote = undefined;
+      this.addressValidated = true;
+      this.pathChallenges = [];
+      this.loss.setAmplificationLimited(false, now);
+    } else {
+      this.addressValidated = false;
+      this.bytesReceived = this.rxLength;
+      this.bytesSent = 0;
+      // §9.5: a peer that changed its connection ID on the new path gets a fresh one of its own
+      // from us (when it gave us a spare; for a NAT rebinding we MAY keep the current one).
+      if (this.pathDcid !== undefined && !bytesEqual(this.pathDcid, dcid)) this.rotateDestinationCid();
+      // §9.3: validations of other new addresses are abandoned; the old path's (§9.3.3) is kept.
+      this.pathChallenges = this.pathChallenges.filter((c) => c.to === this.fallbackRemote);
+      this.startPathValidation(now, from, this.peerCids.current.cid);
+      if (this.fallbackRemote !== undefined && !this.pathChallenges.some((c) => c.to === this.fallbackRemote))
+        this.startPathValidation(now, this.fallbackRemote, previousDcid);
+    }
+    this.pathDcid = dcid.slice();
+    this.events.push({ type: "peer_address_changed", remote: from, validated: this.addressValidated });
+    if (this.config.qlog)
+      this.qlog(now, "migration", { from: previous, to: from, validated: this.addressValidated });
+  }
+
+  private startPathValidation(now: number, to: string, dcid: Uint8Array): void {
+    // §8.2.4: give up after three times the larger of the current PTO and a new path's PTO
+    // (kInitialRtt); §8.2.1: challenges no more often than Initials (PTO, doubling).
+    const pto = this.loss.ptoPeriod();
+    const newPathPto = 3 * INITIAL_RTT + (this.peerParams?.maxAckDelay ?? 25);
+    this.pathChallenges.push({
+      to,
+      dcid: dcid.slice(),
+      data: this.config.rng.fill(new Uint8Array(8)),
+      nextAt: now,
+      interval: pto,
+      deadline: now + 3 * Math.max(pto, newPathPto),
+      full: true,
+    });
+  }
+
+  /** §8.2.3: a PATH_RESPONSE on any path validates the path its challenge was sent on. */
+  private onPathResponse(now: number, data: Uint8Array): void {
+    const i = this.pathChallenges.findIndex((c) => bytesEqual(c.data, data));
+    if (i < 0) return; // late, or for a validation already abandoned
+    const c = this.pathChallenges[i];
+    this.pathChallenges.splice(i, 1);
+    if (c.to !== this.remote) return; // the old path still works: nothing to change (§9.3.3)
+    if (!this.addressValidated) {
+      this.addressValidated = true;
+      this.loss.setAmplificationLimited(false, now);
+      this.stats.pathsValidated++;
+      // §9.4: a new peer host (not just a new port, typical of NAT rebinding) is a new path:
+      // congestion control and RTT start over.
+      if (this.fallbackRemote !== undefined && hostOf(this.fallbackRemote) !== hostOf(this.remote)) {
+        this.loss.cc.reset();
+        this.loss.rtt.reset();
+      }
+      this.events.push({ type: "peer_address_changed", remote: this.remote, validated: true });
+    }
+    if (!c.full) {
+      // §8.2.1: the challenge fitted in less than 1200 bytes (anti-amplification): the address
+      // is valid, the path MTU not yet; validate again with a full-size datagram.
+      this.startPathValidation(now, this.remote, c.dcid);
+      return;
+    }
+    this.fallbackRemote = undefined;
+  }
+
+  /** §8.2.4 timeout: return to the last validated address (§9.3.2), or end silently without one. */
+  private onPathValidationFailed(now: number, c: PathChallenge): void {
+    this.pathChallenges = this.pathChallenges.filter((x) => x !== c);
+    if (c.to !== this.remote) {
+      if (c.to === this.fallbackRemote) this.fallbackRemote = undefined; // the old path is gone
+      return;
+    }
+    const fallback = this.fallbackRemote;
+    if (fallback === undefined) {
+      this.closeSilently({
+        errorCode: 0,
+        application: false,
+        reason: "path validation failed with no validated path to return to (RFC 9000 §9.3.2)",
+        initiator: "path",
+      });
+      return;
+    }
+    this.remote = fallback;
+    this.fallbackRemote = undefined;
+    this.addressValidated = true;
+    this.pathChallenges = [];
+    this.pathDcid = undefined;
+    this.rotateDestinationCid(); // not the CID just sent to the address that failed (§9.5)
+    this.loss.setAmplificationLimited(false, now);
+    this.stats.migrations++;
+    this.events.push({ type: "peer_address_changed", remote: fallback, validated: true });
+  }
+
+  /**
+   * A datagram of its own for a path probe: a PATH_RESPONSE to a challenge from another address
+   * (§8.2.2), or a due PATH_CHALLENGE (§8.2.1), padded to 1200 bytes within the destination's
+   * anti-amplification limit.
+   */
+  private transmitPathProbe(now: number): Uint8Array | undefined {
+    for (let i = 0; i < this.pendingPathResponses.length; i++) {
+      const r = this.pendingPathResponses[i];
+      if (r.to === this.remote) continue; // rides in an ordinary packet
+      this.pendingPathResponses.splice(i, 1);
+      return this.probePacket(now, r.to, this.peerCids.current.cid, 0x1b, r.data, r.budget);
+    }
+    for (const c of this.pathChallenges) {
+      if (c.nextAt > now) continue;
+      const budget = c.to === this.remote ? this.amplificationBudget() : Number.POSITIVE_INFINITY;
+      const d = this.probePacket(now, c.to, c.dcid, 0x1a, c.data, budget);
+      c.nextAt = now + c.interval;
+      if (!d) continue; // no room under the anti-amplification limit: try again later
+      if (d.length < MIN_INITIAL_DATAGRAM) c.full = false;
+      c.interval *= 2;
+      this.stats.pathChallengesSent++;
+      return d;
+    }
+    return undefined;
+  }
+
+  /**
+   * One 1-RTT packet of a PATH_CHALLENGE (0x1a) or PATH_RESPONSE (0x1b) and PADDING, to `to`:
+   * 1200 bytes, or `budget` when smaller (undefined when even the frame does not fit). Like a
+   * PMTU probe it is not counted in flight: its loss says nothing about congestion (§9.4).
+   */
+  private probePacket(
+    now: number,
+    to: string,
+    dcid: Uint8Array,
+    frameType: 0x1a | 0x1b,
+    data: Uint8Array,
+    budget: number,
+  ): Uint8Array | undefined {
+    const app = this.spaces[PnSpace.ApplicationData];
+    if (!app.writeKeys) return undefined;
+    const pn = app.nextPn;
+    const header = { dcid, packetNumber: pn, pnLength: 4 as const, keyPhase: this.keyPhase };
+    const size = Math.min(MIN_INITIAL_DATAGRAM, Math.floor(budget));
+    if (size < shortHeaderLength(header) + 1 + data.length + AEAD_TAG_LENGTH) return undefined;
+    const buf = new Uint8Array(size);
+    const layout = writeShortHeader(buf, 0, header);
+    buf[layout.payloadOffset] = frameType;
+    buf.set(data, layout.payloadOffset + 1); // the zero bytes after it are PADDING frames
+    const end = protect(app.writeKeys, buf, layout, size - AEAD_TAG_LENGTH);
+    app.nextPn++;
+    this.loss.onPacketSent(PnSpace.ApplicationData, {
+      pn,
+      timeSent: now,
+      size: end,
+      ackEliciting: true,
+      inFlight: false,
+      tokens: [],
+    });
+    this.stats.packetsSent++;
+    this.stats.bytesSent += end;
+    if (to === this.remote) this.bytesSent += end;
+    this.txTo = to;
+    return buf.subarray(0, end);
+  }
+
   private laterSpaceWantsToSend(id: PnSpace, ackOnly: boolean, now: number): boolean {
     for (let j = id + 1; j <= PnSpace.ApplicationData; j++) {
       const s = this.spaces[j as PnSpace];
@@ -1520,7 +1821,7 @@ export class Connection {
       this.pingPending ||
       this.pendingNewCids.length > 0 ||
       this.pendingRetireCids.length > 0 ||
-      this.pendingPathResponses.length > 0 ||
+      this.pendingPathResponses.some((r) => r.to === this.remote) ||
       this.datagramsOut.length > 0 ||
       this.streams.hasPendingFrames()
     );
@@ -1699,9 +2000,12 @@ export class Connection {
       }
     }
     if (this.handshakeComplete) {
-      while (this.pendingPathResponses.length > 0) {
-        if (!this.put({ type: "path_response", data: this.pendingPathResponses[0] })) break;
-        this.pendingPathResponses.shift();
+      for (let i = 0; i < this.pendingPathResponses.length; ) {
+        const r = this.pendingPathResponses[i];
+        // Responses to another address leave in their own datagram (transmitPathProbe).
+        if (r.to !== this.remote) i++;
+        else if (this.put({ type: "path_response", data: r.data })) this.pendingPathResponses.splice(i, 1);
+        else break;
       }
       while (this.pendingRetireCids.length > 0) {
         const sequence = this.pendingRetireCids[0];

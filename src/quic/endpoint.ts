@@ -150,12 +150,8 @@ export class Endpoint {
     if (dcid === undefined) return;
     const conn = this.route(dcid);
     if (conn) {
-      if (conn.remote !== from) {
-        // Migration is not supported (we advertise disable_active_migration): keep the old path.
-        if (!conn.isEstablished) return;
-        return;
-      }
-      conn.receive(now, datagram);
+      // From another address: the connection decides (migration, path probes; RFC 9000 §9).
+      conn.receive(now, datagram, from);
       this.afterConnection(conn);
       return;
     }
@@ -380,7 +376,7 @@ export class Endpoint {
           this.active.add(conn);
         }
         this.syncRoutes(conn);
-        return { to: conn.remote, data };
+        return { to: conn.transmitDestination, data };
       }
       this.active.delete(conn);
       this.syncRoutes(conn);

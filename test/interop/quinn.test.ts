@@ -21,7 +21,7 @@ import type { QuicEndpoint as QE } from "../../src/net/quic.js";
 import { QuicEndpoint } from "../../src/net/quic.js";
 import { generateTestCA, issueLeaf } from "../../src/tls/certgen.js";
 import { quinnPeerBinary, runQuinnClient, startQuinnServer } from "./quinn-peer.js";
-import { UdpRelay } from "./udp-relay.js";
+import { type RelayOptions, UdpRelay } from "./udp-relay.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mquictt-interop-"));
 const www = join(dir, "www");
@@ -105,7 +105,7 @@ const cases: {
   testcase: string;
   files: string[];
   quinnArgs?: string[];
-  lossy?: { loss?: number; handshakeLoss?: number };
+  lossy?: Omit<RelayOptions, "serverPort">;
 }[] = [
   { name: "handshake", testcase: "handshake", files: ["1k"] },
   { name: "transfer", testcase: "transfer", files: ["1k", "1m", "10m"] },
@@ -120,6 +120,19 @@ const cases: {
     testcase: "transferloss",
     files: ["5m"],
     lossy: { loss: 0.05 },
+  },
+  {
+    // quic-interop-runner rebind-port / rebind-addr: the client's NAT mapping changes mid-transfer.
+    name: "rebind-port (NAT rebinding every 1.5 MB)",
+    testcase: "rebind-port",
+    files: ["5m"],
+    lossy: { rebindEvery: 1_500_000 },
+  },
+  {
+    name: "rebind-addr (new client address every 1.5 MB)",
+    testcase: "rebind-addr",
+    files: ["5m"],
+    lossy: { rebindEvery: 1_500_000, rebindAddress: true },
   },
 ];
 
@@ -153,6 +166,7 @@ describe("mquictt client -> quinn server", () => {
           requests: c.files.map((f) => `https://127.0.0.1:${port}/${f}`),
         });
         checkDownloads(d, c.files);
+        if (c.lossy?.rebindEvery) expect(relay?.stats.rebinds).toBeGreaterThanOrEqual(2);
       } finally {
         relay?.close();
         await server.stop();
@@ -274,6 +288,7 @@ describe("quinn client -> mquictt server", () => {
         ]);
         expect(r.code, r.stderr).toBe(0);
         checkDownloads(d, c.files);
+        if (c.lossy?.rebindEvery) expect(relay?.stats.rebinds).toBeGreaterThanOrEqual(2);
       } finally {
         relay?.close();
         await server?.close();

@@ -13,6 +13,7 @@ import {
   type QuicStream,
 } from "../../src/net/quic.js";
 import type { SessionTicket } from "../../src/tls/handshake-common.js";
+import { UdpRelay } from "../interop/udp-relay.js";
 import { testCerts } from "../quic/harness.js";
 
 const opened: QuicEndpoint[] = [];
@@ -224,5 +225,59 @@ describe("QUIC over node:dgram: IPv6, key log, verification defaults", () => {
     expect(err).toBeInstanceOf(Error);
     // CRYPTO_ERROR 0x100 + no_application_protocol (120 = 0x78), RFC 9001 §8.1
     expect((err as { info?: { errorCode: number } }).info?.errorCode).toBe(0x178);
+  });
+});
+
+describe("QUIC over node:dgram: connection migration", () => {
+  it("follows the client through a NAT rebinding in the middle of a transfer (RFC 9000 §9.3)", async () => {
+    const server = await echoServer();
+    const serverSide: QuicConnection[] = [];
+    const changes: string[] = [];
+    server.on("connection", (c: QuicConnection) => {
+      serverSide.push(c);
+      c.on("peerAddressChanged", (remote: string, validated: boolean) =>
+        changes.push(`${remote} ${validated ? "validated" : "new"}`),
+      );
+    });
+    const relay = await UdpRelay.start({ serverPort: server.address().port });
+    try {
+      const client = await clientEndpoint();
+      const conn = await client.connect("127.0.0.1", relay.port, CLIENT_OPTS);
+      const before = relay.upstreamPort;
+      const s = await conn.openStream();
+      const payload = new Uint8Array(4 * 1024 * 1024);
+      new SeededRng(12).fill(payload);
+      const parts: Buffer[] = [];
+      let got = 0;
+      let rebinding: Promise<void> | undefined;
+      const done = new Promise<void>((resolve, reject) => {
+        s.on("data", (c: Buffer) => {
+          parts.push(c);
+          got += c.length;
+          // Halfway through the echo, the client's "NAT" moves it to a new port.
+          if (!rebinding && got > 1024 * 1024) rebinding = relay.rebind();
+        });
+        s.on("end", resolve);
+        s.on("error", reject);
+      });
+      s.end(payload);
+      await done;
+      await rebinding;
+      expect(createHash("sha256").update(Buffer.concat(parts)).digest("hex")).toBe(
+        createHash("sha256").update(payload).digest("hex"),
+      );
+      expect(relay.upstreamPort).not.toBe(before);
+      const sc = serverSide[0];
+      expect(sc.remoteAddress).toBe(`127.0.0.1:${relay.upstreamPort}`);
+      expect(changes).toEqual([
+        `127.0.0.1:${relay.upstreamPort} new`,
+        `127.0.0.1:${relay.upstreamPort} validated`,
+      ]);
+      expect(sc.core.stats.migrations).toBe(1);
+      expect(sc.core.stats.pathsValidated).toBe(1);
+      await conn.close(0, "done");
+    } finally {
+      relay.close();
+    }
   });
 });

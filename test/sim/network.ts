@@ -75,6 +75,8 @@ interface Pending {
   from: string;
   to: string;
   data: Uint8Array;
+  /** The directed link it travels ("from>to" of the sending node, before NAT). */
+  link: string;
 }
 
 /** Min-heap on (at, seq) so simultaneous events keep insertion order. */
@@ -141,6 +143,9 @@ export class SimNetwork {
   traceEnabled = false;
   /** Bytes and datagrams sent per directed link "from>to". */
   readonly sent = new Map<string, { datagrams: number; bytes: number }>();
+  /** NAT mappings: node address → the source address its datagrams carry, and back. */
+  private readonly natOut = new Map<string, string>();
+  private readonly natIn = new Map<string, string>();
 
   constructor(
     seed: number,
@@ -162,6 +167,34 @@ export class SimNetwork {
     return this;
   }
 
+  /**
+   * Puts node `inside` behind a NAT from now on: its datagrams carry the source address
+   * `outside`, and datagrams to `outside` reach it. A new mapping replaces the previous one, whose
+   * outside address then reaches nobody (a NAT rebinding). Links stay configured by node address.
+   */
+  nat(inside: string, outside: string): this {
+    const old = this.natOut.get(inside);
+    if (old !== undefined) this.natIn.delete(old);
+    this.natOut.set(inside, outside);
+    this.natIn.set(outside, inside);
+    return this;
+  }
+
+  /**
+   * Puts a datagram on the wire as if sent from `from` (any address: an attacker forwarding a
+   * copy of a genuine packet, or spoofing), delivered to `to` after `delay` ms, without impairments.
+   */
+  inject(from: string, to: string, data: Uint8Array, delay = 0): void {
+    this.queue.push({
+      at: this.now + delay,
+      seq: this.seq++,
+      from,
+      to,
+      data: data.slice(),
+      link: `${from}>${to}`,
+    });
+  }
+
   linkOf(from: string, to: string): LinkConfig {
     return this.links.get(`${from}>${to}`) ?? this.defaultLink;
   }
@@ -171,15 +204,15 @@ export class SimNetwork {
   }
 
   private send(from: string, to: string, data: Uint8Array): void {
-    const key = `${from}>${to}`;
+    const key = `${from}>${this.natIn.get(to) ?? to}`;
     const index = this.counters.get(key) ?? 0;
     this.counters.set(key, index + 1);
     const stats = this.sent.get(key) ?? { datagrams: 0, bytes: 0 };
     stats.datagrams++;
     stats.bytes += data.length;
     this.sent.set(key, stats);
-    const d: SimDatagram = { from, to, data, index, sentAt: this.now };
-    const cfg = this.linkOf(from, to);
+    const d: SimDatagram = { from: this.natOut.get(from) ?? from, to, data, index, sentAt: this.now };
+    const cfg = this.links.get(key) ?? this.defaultLink;
     if (data.length > cfg.mtu) {
       this.note(d, "too-big");
       return;
@@ -216,7 +249,14 @@ export class SimNetwork {
     for (let c = 0; c < copies; c++) {
       let at = departure + cfg.latency + (cfg.jitter > 0 ? this.rng.next() * cfg.jitter : 0);
       if (this.rng.next() < cfg.reorder) at += cfg.reorderDelay;
-      this.queue.push({ at, seq: this.seq++, from, to, data: c === 0 ? payload : payload.slice() });
+      this.queue.push({
+        at,
+        seq: this.seq++,
+        from: d.from,
+        to,
+        data: c === 0 ? payload : payload.slice(),
+        link: key,
+      });
     }
   }
 
@@ -257,12 +297,10 @@ export class SimNetwork {
       this.now = Math.max(this.now, next);
       while (this.queue.size > 0 && this.queue.peek()!.at <= this.now) {
         const e = this.queue.pop()!;
-        const bw = this.linkOf(e.from, e.to).bandwidth;
-        if (bw > 0) {
-          const key = `${e.from}>${e.to}`;
-          this.linkQueued.set(key, Math.max(0, (this.linkQueued.get(key) ?? 0) - e.data.length));
+        if (this.linkQueued.has(e.link)) {
+          this.linkQueued.set(e.link, Math.max(0, (this.linkQueued.get(e.link) ?? 0) - e.data.length));
         }
-        const node = this.nodes.get(e.to);
+        const node = this.nodes.get(this.natIn.get(e.to) ?? e.to);
         if (node) {
           this.note({ from: e.from, to: e.to, data: e.data, index: -1, sentAt: -1 }, "delivered");
           node.receive(this.now, e.from, e.data);
