@@ -31,7 +31,6 @@ export type MqttQuicListenOptions = Omit<QuicListenOptions, "alpn" | "port"> & {
 /** One QUIC connection as the broker sees it. */
 export class QuicMqttTransport extends EventEmitter implements MqttTransport {
   readonly kind = "quic" as const;
-  readonly remoteAddress: string;
   readonly alpn: string | undefined;
   private gone = false;
 
@@ -41,7 +40,6 @@ export class QuicMqttTransport extends EventEmitter implements MqttTransport {
     readonly control: QuicStream,
   ) {
     super();
-    this.remoteAddress = connection.remoteAddress;
     this.alpn = connection.alpn;
     control.on("error", () => {});
     connection.on("datagram", (d: Uint8Array) => this.emit("datagram", d));
@@ -49,6 +47,11 @@ export class QuicMqttTransport extends EventEmitter implements MqttTransport {
       this.gone = true;
       this.emit("close");
     });
+  }
+
+  /** The client's address now (it changes when the client migrates, RFC 9000 §9). */
+  get remoteAddress(): string {
+    return this.connection.remoteAddress;
   }
 
   resetStream(stream: Duplex, code: number): void {

@@ -184,7 +184,8 @@ function resolveProvider(c: CryptoChoice | CryptoProvider | undefined): CryptoPr
 
 /** One UDP socket and its QUIC connections. */
 export class QuicEndpoint extends EventEmitter {
-  readonly socket: Socket;
+  /** The UDP socket (a client's changes with `rebind`). */
+  socket: Socket;
   private readonly core: Endpoint;
   private readonly provider: CryptoProvider;
   private readonly wrappers = new Map<Connection, QuicConnection>();
@@ -290,6 +291,52 @@ export class QuicEndpoint extends EventEmitter {
     await bindSocket(socket, opts.port ?? 0, host);
     const core = new Endpoint({ provider, rng: opts.rng ?? systemRng });
     return new QuicEndpoint(socket, core, provider, undefined);
+  }
+
+  /**
+   * Client: moves this endpoint's connections to a new UDP socket, on a new port or a new local
+   * address (`host`), as a device changing networks would: active connection migration (RFC 9000
+   * §9.2). Each connection switches to a spare connection ID of the server's (§9.5) and sends a
+   * PING from the new address; the server validates the path and follows. Datagrams still on
+   * their way to the old socket are lost and recovered. Rejects with `ERR_QUIC_MIGRATION` when a
+   * connection cannot migrate (handshake not confirmed, the server disabled active migration, or
+   * it gave no spare connection ID); nothing is changed then.
+   */
+  async rebind(opts: { host?: string; port?: number } = {}): Promise<void> {
+    if (this.isServer) throw new QuicError("ERR_QUIC_MIGRATION", "a server endpoint does not migrate");
+    if (this.socketConnecting) await this.socketConnecting;
+    const conns = [...this.wrappers.keys()].filter((c) => !c.isClosing);
+    for (const c of conns) {
+      // §9.2: not before the handshake is confirmed, nor against disable_active_migration.
+      const why = !c.isHandshakeConfirmed
+        ? "the handshake is not confirmed yet"
+        : c.peerTransportParameters?.disableActiveMigration
+          ? "the server disabled active migration"
+          : !c.hasSpareDestinationCid
+            ? "the server gave no spare connection ID"
+            : undefined;
+      if (why) throw new QuicError("ERR_QUIC_MIGRATION", `cannot migrate to a new address: ${why}`);
+    }
+    const family = this.socket.address().family === "IPv6" ? "::" : "0.0.0.0";
+    const host = opts.host ?? family;
+    const socket = createSocket({ type: isIPv6(host) ? "udp6" : "udp4", ...SOCKET_OPTIONS });
+    await bindSocket(socket, opts.port ?? 0, host);
+    if (this.connectedTo !== undefined) {
+      const peer = parseAddressKey(this.connectedTo);
+      await new Promise<void>((resolve) => socket.connect(peer.port, peer.address, () => resolve()));
+    }
+    const old = this.socket;
+    for (const event of ["message", "error"] as const)
+      for (const l of old.listeners(event)) socket.on(event, l as (...args: unknown[]) => void);
+    old.removeAllListeners("message");
+    this.socket = socket;
+    old.close();
+    for (const c of conns) {
+      c.rotateDestinationCid(); // §9.5: a new CID on a new path
+      c.ping(); // a non-probing packet from the new address moves the server (§9.3)
+      this.core.touch(c);
+    }
+    this.service();
   }
 
   /** Local address of the socket. */
@@ -532,7 +579,9 @@ export class QuicEndpoint extends EventEmitter {
     this.closed = true;
     this.core.closeAll(now(), code, reason);
     this.service();
-    const done = once(this, "closed");
+    // Not events.once(): it would also reject on an 'error' meanwhile (an ICMP port unreachable
+    // for our CONNECTION_CLOSE to a peer that is gone), and close() must not fail for that.
+    const done = new Promise<void>((resolve) => this.once("closed", () => resolve()));
     // Closing connections linger for 3 PTOs; do not hold a process open for them.
     const force = setTimeout(() => this.finalClose(), 2000);
     force.unref();

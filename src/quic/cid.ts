@@ -215,6 +215,11 @@ export class PeerCids {
     }
   }
 
+  /** True when a CID other than the current one is active (unused: we only ever move forward). */
+  get hasSpare(): boolean {
+    return this.active.size > 1;
+  }
+
   /** Switches to an unused CID (for migration / probing), retiring the current one. False if none spare. */
   rotate(): boolean {
     const spare = [...this.active.keys()].filter((s) => s !== this.currentSeq).sort((a, b) => a - b)[0];

@@ -539,6 +539,16 @@ export class Connection {
     return this.state === "closed";
   }
 
+  /** True once the handshake is confirmed (RFC 9001 §4.1.2): migration may start (RFC 9000 §9). */
+  get isHandshakeConfirmed(): boolean {
+    return this.handshakeConfirmed;
+  }
+
+  /** True when the peer issued a connection ID we have not used yet (needed to migrate, §9.5). */
+  get hasSpareDestinationCid(): boolean {
+    return this.peerCids.hasSpare;
+  }
+
   /** True while closing or draining (or closed). */
   get isClosing(): boolean {
     return this.state === "closing" || this.state === "draining" || this.state === "closed";

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { createSocket } from "node:dgram";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -279,5 +280,101 @@ describe("QUIC over node:dgram: connection migration", () => {
     } finally {
       relay.close();
     }
+  });
+});
+
+describe("QUIC over node:dgram: active migration by the client", () => {
+  it("moves a transfer to a new port, then to a new local address; the server follows both (RFC 9000 §9.2)", async () => {
+    const server = await echoServer();
+    const serverSide: QuicConnection[] = [];
+    const changes: string[] = [];
+    server.on("connection", (c: QuicConnection) => {
+      serverSide.push(c);
+      c.on("peerAddressChanged", (remote: string, validated: boolean) => {
+        if (validated) changes.push(remote);
+      });
+    });
+    const client = await clientEndpoint();
+    const conn = await client.connect("127.0.0.1", server.address().port, CLIENT_OPTS);
+    // Migration needs a confirmed handshake and a spare connection ID from the server.
+    while (!conn.core.isHandshakeConfirmed || !conn.core.hasSpareDestinationCid)
+      await new Promise((r) => setTimeout(r, 5));
+    const s = await conn.openStream();
+    const payload = new Uint8Array(4 * 1024 * 1024);
+    new SeededRng(13).fill(payload);
+    const parts: Buffer[] = [];
+    const cids = [Buffer.from(conn.core.destinationCid).toString("hex")];
+    const ports = [client.address().port];
+    let got = 0;
+    const moves: Promise<void>[] = [];
+    const done = new Promise<void>((resolve, reject) => {
+      s.on("data", (c: Buffer) => {
+        parts.push(c);
+        got += c.length;
+        const move = (opts: { host?: string }) =>
+          moves.push(
+            client.rebind(opts).then(() => {
+              ports.push(client.address().port);
+              cids.push(Buffer.from(conn.core.destinationCid).toString("hex"));
+            }),
+          );
+        if (moves.length === 0 && got > 1024 * 1024) move({});
+        else if (moves.length === 1 && got > 2.5 * 1024 * 1024) move({ host: "127.0.0.2" });
+      });
+      s.on("end", resolve);
+      s.on("error", reject);
+    });
+    s.end(payload);
+    await done;
+    await Promise.all(moves);
+    expect(createHash("sha256").update(Buffer.concat(parts)).digest("hex")).toBe(
+      createHash("sha256").update(payload).digest("hex"),
+    );
+    expect(client.address().address).toBe("127.0.0.2");
+    expect(new Set(ports).size).toBe(3);
+    // A new connection ID on each new path (§9.5).
+    expect(new Set(cids).size).toBe(3);
+    expect(changes).toEqual([`127.0.0.1:${ports[1]}`, `127.0.0.2:${ports[2]}`]);
+    expect(serverSide[0].remoteAddress).toBe(`127.0.0.2:${ports[2]}`);
+    await conn.close(0, "done");
+  });
+
+  it("refuses to migrate before the handshake is confirmed, changing nothing", async () => {
+    // A "server" that never answers: the handshake stays unconfirmed.
+    const hole = createSocket("udp4");
+    await new Promise<void>((r) => hole.bind(0, "127.0.0.1", () => r()));
+    try {
+      const client = await clientEndpoint();
+      const connecting = client.connect("127.0.0.1", hole.address().port, {
+        ...CLIENT_OPTS,
+        handshakeTimeout: 5_000,
+      });
+      connecting.catch(() => {});
+      await new Promise((r) => setTimeout(r, 50));
+      const port = client.address().port;
+      await expect(client.rebind()).rejects.toThrow(/handshake is not confirmed/);
+      expect(client.address().port).toBe(port);
+      await client.close();
+    } finally {
+      hole.close();
+    }
+  });
+});
+
+describe("QUIC over node:dgram: a peer that is gone", () => {
+  it("close() resolves even when the CONNECTION_CLOSE meets a closed port (ICMP errors are not failures)", async () => {
+    const hole = createSocket("udp4");
+    await new Promise<void>((r) => hole.bind(0, "127.0.0.1", () => r()));
+    const client = await QuicEndpoint.open({ host: "127.0.0.1", crypto: nodeProvider });
+    const connecting = client.connect("127.0.0.1", hole.address().port, CLIENT_OPTS);
+    const failed = connecting.then(
+      () => "connected",
+      (e: Error) => e.message,
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    hole.close(); // now every datagram to it comes back as ECONNREFUSED
+    await new Promise((r) => setTimeout(r, 20));
+    await expect(client.close()).resolves.toBeUndefined();
+    expect(await failed).toMatch(/failed: endpoint closed/);
   });
 });

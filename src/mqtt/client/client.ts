@@ -8,7 +8,8 @@ import { EventEmitter } from "node:events";
 import type { IConnackPacket, IPublishPacket } from "mqtt-packet";
 import type { PacketChannel } from "./channel.js";
 import { Connector } from "./connector.js";
-import { MqttAckError, MqttClientClosedError } from "./errors.js";
+import type { MigrateOptions } from "./dial.js";
+import { MqttAckError, MqttClientClosedError, MqttNotConnectedError } from "./errors.js";
 import type { Callback, MqttClientEvents } from "./events.js";
 import type { ConnackInfo } from "./handshake.js";
 import { Inbox } from "./inbox.js";
@@ -128,6 +129,21 @@ export class MqttClient extends EventEmitter<MqttClientEvents> {
     const link = this.connector.anyLink;
     if (!link) return undefined;
     return { alpn: link.alpn, dataStreams: link.multiStream ? link.dataStreams : "none" };
+  }
+
+  /**
+   * MQTT over QUIC: moves the connection to a new local UDP socket, on a new port or on the
+   * address of another network interface (`host`) after a network change, without reconnecting:
+   * session, streams and messages in flight carry on, and the broker follows the connection once
+   * it has validated the new address (QUIC connection migration, RFC 9000 §9.2). Rejects with
+   * `MqttNotConnectedError` while offline, `ERR_MQTT_MIGRATION` over TCP, and `ERR_QUIC_MIGRATION`
+   * when the QUIC connection cannot migrate (handshake not confirmed, the broker disabled active
+   * migration or gave no spare connection ID); the connection is unchanged then.
+   */
+  async migrate(opts: MigrateOptions = {}): Promise<void> {
+    const link = this.connector.current;
+    if (!link) throw new MqttNotConnectedError("migrate()");
+    await link.migrate(opts);
   }
 
   /** The transport of the current connection ("quic", "tcp", "tls"), if any. */

@@ -53,6 +53,16 @@ export interface ClientTransport {
   close(graceMs: number): Promise<void>;
   /** Drops the connection now (a lost network, a keepalive timeout). */
   destroy(err?: Error): void;
+  /** QUIC: moves the connection to a new local UDP socket (see `MqttClient.migrate`). */
+  migrate?(opts: MigrateOptions): Promise<void>;
+}
+
+/** Where `MqttClient.migrate` moves the connection. */
+export interface MigrateOptions {
+  /** Local address to send from (e.g. the new network interface's); default: any. */
+  host?: string;
+  /** Local UDP port; default: a new ephemeral one. */
+  port?: number;
 }
 
 /** Builds a transport to a broker; inject one (`ConnectOptions.dial`) to test without sockets. */
@@ -206,6 +216,7 @@ export async function dialQuic(address: BrokerAddress, opts: DialOptions): Promi
         if (closed !== null) return;
         void conn.close(1, err?.message ?? "").catch(() => {});
       },
+      migrate: (o) => endpoint.rebind(o),
     };
   } catch (e) {
     await endpoint.close().catch(() => {});

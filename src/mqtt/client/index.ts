@@ -5,7 +5,7 @@
 export type { ReconnectOptions } from "./backoff.js";
 export type { ChannelKind } from "./channel.js";
 export { type Callback, connect, createClient, MqttClient, type MqttClientEvents } from "./client.js";
-export type { ClientTransport, Dialer, DialOptions } from "./dial.js";
+export type { ClientTransport, Dialer, DialOptions, MigrateOptions } from "./dial.js";
 export { ALPN_MQTT, ALPN_MQTT_NEXT, defaultDialer, dialQuic, dialTcp, dialTls } from "./dial.js";
 export {
   MqttAckError,

@@ -13,9 +13,10 @@
  * "simple multistreams"; flow ids even, 2, 4, 6...) and the broker answers on the control stream.
  */
 import { parser as createParser, type Packet } from "mqtt-packet";
+import { MquicttError } from "../../errors.js";
 import { decodeFlowHeader, encodeFlowHeader, FlowType, isFlowHeaderStart } from "../flow-header.js";
 import { PacketChannel } from "./channel.js";
-import type { ClientTransport } from "./dial.js";
+import type { ClientTransport, MigrateOptions } from "./dial.js";
 import { MqttConnectionError, MqttKeepaliveTimeoutError } from "./errors.js";
 import { type ClientScheduler, Timer } from "./timers.js";
 
@@ -114,6 +115,18 @@ export class Link {
   /** What the transport is ("quic", "tcp", "tls"...). */
   get kind(): string {
     return this.transport.kind;
+  }
+
+  /** QUIC: moves the connection to a new local socket (`MqttClient.migrate`). */
+  migrate(opts: MigrateOptions): Promise<void> {
+    if (!this.transport.migrate)
+      return Promise.reject(
+        new MquicttError(
+          "ERR_MQTT_MIGRATION",
+          `a ${this.transport.kind} connection cannot migrate (QUIC only)`,
+        ),
+      );
+    return this.transport.migrate(opts);
   }
 
   /** Whether the link is closed or closing. */

@@ -76,4 +76,41 @@ describe("MQTT over QUIC: NAT rebinding", () => {
     expect(serverSide?.core.stats.pathsValidated).toBe(2);
     expect(events).toEqual([]);
   }, 30_000);
+
+  it("migrate() moves the client to a new local address without a reconnect; TCP refuses it", async () => {
+    const b: RealBroker = await startBroker();
+    cleanup.push(() => b.close());
+    const sub: MqttClient = await connect(b.quicUrl, { ...quicClientOptions, clientId: "mobile" });
+    cleanup.push(() => sub.end(true));
+    const pub: MqttClient = await connect(b.quicUrl, quicClientOptions);
+    cleanup.push(() => pub.end(true));
+    let reconnects = 0;
+    sub.on("reconnect", () => reconnects++);
+    const s = await sub.subscriber("mobile/t", { qos: 1 });
+    const got: string[] = [];
+    const reader = (async () => {
+      for await (const m of s) got.push(String(m.payload));
+    })();
+    const serverSide = b.quicConnections.at(-2);
+    const waitFor = async (n: number) => {
+      for (let i = 0; i < 500 && got.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(got.length).toBe(n);
+    };
+    await pub.publish("mobile/t", "before", { qos: 1 });
+    await waitFor(1);
+    // Wi-Fi to cellular, as far as loopback can show it: a new local address.
+    await sub.migrate({ host: "127.0.0.2" });
+    await pub.publish("mobile/t", "after", { qos: 1 });
+    await sub.publish("mobile/echo", "from the new address", { qos: 1 });
+    await waitFor(2);
+    expect(got).toEqual(["before", "after"]);
+    expect(serverSide?.remoteAddress).toMatch(/^127\.0\.0\.2:\d+$/);
+    expect(reconnects).toBe(0);
+    await s.close();
+    await reader;
+
+    const tcp: MqttClient = await connect(b.tcpUrl);
+    cleanup.push(() => tcp.end(true));
+    await expect(tcp.migrate()).rejects.toMatchObject({ code: "ERR_MQTT_MIGRATION" });
+  }, 30_000);
 });
