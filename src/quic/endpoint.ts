@@ -136,7 +136,8 @@ export class Endpoint {
 
   /** A new connection's transport settings: the configured ones, the path's size, our CID length. */
   private transportFor(remote: string, t: ConnectionConfig["transport"]): ConnectionConfig["transport"] {
-    const pathMax = t?.maxUdpPayloadSize === undefined ? this.config.pathMaxUdpPayloadSize?.(remote) : undefined;
+    const pathMax =
+      t?.maxUdpPayloadSize === undefined ? this.config.pathMaxUdpPayloadSize?.(remote) : undefined;
     return {
       ...t,
       ...(pathMax === undefined ? {} : { maxUdpPayloadSize: pathMax }),
