@@ -178,9 +178,10 @@ const SOCKET_OPTIONS = { ...SOCKET_BUFFERS, lookup: literalLookup } as const;
  * (DPLPMTUD confirms it before use, RFC 9000 §14.3). Every packet costs an AEAD pass and a
  * sendmsg/recvmsg whatever its size (node:dgram has no GSO/GRO), so larger is cheaper per byte;
  * but each loss then costs more, and the minimum congestion window (2 datagrams, RFC 9002 §7.2)
- * of many connections into one socket grows with it. Measured on 4 KB MQTT fan-out (bench/
- * throughput.ts 10x100): 16 KB datagrams gave ~3x the deliveries per broker CPU-second of 1452,
- * 64 KB ones more for one connection but socket-buffer drops and stalls with a hundred. 16 KB
+ * of many connections into one socket grows with it. Measured with 4 KB MQTT messages (bench/
+ * throughput.ts, QoS 0): 16 KB datagrams gave 2-5x the deliveries per broker CPU-second of 1452;
+ * 64 KB ones more again for one connection, but socket-buffer drops and stalls in the 10x100
+ * fan-out (one run left 84 % of the messages undelivered). 16 KB
  * less IPv6 headers fits the loopback MTU of Linux (65536) and macOS (16384) for IPv4 and IPv6.
  * node:dgram (libuv) reads every datagram into a 64 KB buffer, so any size we advertise arrives
  * whole.
