@@ -5,10 +5,12 @@
  *                                            ACK_EVERY datagrams with its running total
  *   udp-source --port P --bytes N --size S [--aead] [--window W] [--connected]
  *                                            raw sender with a simple window (the ceilings)
- *   mquictt-server --crypto C [--stats]      the hq-interop server with the virtual /bench/<N> route
+ *   mquictt-server --crypto C [--stats] [--max-udp-payload S]
+ *                                            the hq-interop server with the virtual /bench/<N> route
  *                                            (--stats: a `STATS {json}` line per closed connection)
- *   mquictt-get --port P --bytes N --crypto C
+ *   mquictt-get --port P --bytes N --crypto C [--max-udp-payload S]
  *                                            GET /bench/N over one connection, one stream
+ *   (--max-udp-payload: transport.maxUdpPayloadSize; unset, the loopback default of src/net/quic.ts)
  *   mquictt-handshakes --port P --count K --warmup W --concurrency C --crypto C
  *                                            K connections (C at a time): handshake, GET /bench/1, close
  *
@@ -41,6 +43,12 @@ const cryptoChoice = (): CryptoChoice => {
   const c = flag(argv, "--crypto") ?? "auto";
   if (c !== "noble" && c !== "node" && c !== "auto") throw new Error(`unknown --crypto ${c}`);
   return c;
+};
+
+/** `--max-udp-payload S`, if given. */
+const maxUdpPayload = (): number | undefined => {
+  const v = flag(argv, "--max-udp-payload");
+  return v === undefined ? undefined : Number(v);
 };
 
 function result(json: Record<string, unknown>): void {
@@ -221,6 +229,7 @@ async function mquicttServer(): Promise<void> {
       requests: [],
       crypto: cryptoChoice(),
       benchRoute: true,
+      maxUdpPayloadSize: maxUdpPayload(),
     },
     (line) => process.stdout.write(`${line}\n`),
   );
@@ -240,7 +249,11 @@ async function mquicttGet(): Promise<void> {
   const bytes = num("--bytes");
   const ep = await QuicEndpoint.open({ host: "127.0.0.1", crypto: cryptoChoice() });
   const t0 = performance.now();
-  const conn = await ep.connect("127.0.0.1", port, { alpn: ALPN, insecure: true });
+  const conn = await ep.connect("127.0.0.1", port, {
+    alpn: ALPN,
+    insecure: true,
+    transport: { maxUdpPayloadSize: maxUdpPayload() },
+  });
   const t1 = performance.now();
   const s = await conn.openStream();
   s.end(`GET /bench/${bytes}\r\n`);

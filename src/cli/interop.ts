@@ -61,6 +61,8 @@ export interface InteropArgs {
    * benchmarks; like quinn-peer's route). Nothing is read from disk for it. Off by default.
    */
   benchRoute?: boolean;
+  /** Server: bound on the UDP payload (default: per path, see `QuicCommonOptions.transport`). */
+  maxUdpPayloadSize?: number;
 }
 
 const ALPN = ["hq-interop"];
@@ -109,7 +111,12 @@ export async function interopServer(
     cipherSuites: cipherSuitesFor(args.testcase),
     // Tickets are always issued; 0-RTT is accepted only for "zerortt" (RFC 9001 §4.6).
     earlyData: args.testcase === "zerortt",
-    transport: { maxStreamsBidi: 1000, initialMaxData: 4 << 20, initialMaxStreamData: 2 << 20 },
+    transport: {
+      maxStreamsBidi: 1000,
+      initialMaxData: 4 << 20,
+      initialMaxStreamData: 2 << 20,
+      maxUdpPayloadSize: args.maxUdpPayloadSize,
+    },
   });
   // "resumption"/"zerortt": one line per connection on what its handshake was: resumed (no
   // Certificate, RFC 8446 §2.2) and/or with 0-RTT. Not for the other cases (the handshake

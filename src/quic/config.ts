@@ -34,7 +34,12 @@ export interface TransportSettings {
   activeConnectionIdLimit: number;
   /** Largest DATAGRAM frame we accept (RFC 9221); 0 disables DATAGRAM. */
   maxDatagramFrameSize: number;
-  /** Largest UDP payload we send (the peer's max_udp_payload_size also caps it). At least 1200. */
+  /**
+   * Largest UDP payload we send and accept (our max_udp_payload_size; the peer's also caps what
+   * we send), 1200..65527. Sizes above 1200 are used only after DPLPMTUD confirmed them (RFC 9000
+   * §14.3). The default suits a 1500-byte Ethernet path; `QuicEndpoint` raises it on loopback
+   * unless it is set explicitly (src/net/quic.ts).
+   */
   maxUdpPayloadSize: number;
   /** Per-stream send buffer: bytes written but not yet acknowledged before `write` pushes back. */
   streamSendBuffer: number;
@@ -136,11 +141,28 @@ export interface QlogEvent {
   data: Record<string, unknown>;
 }
 
-/** Resolved settings. */
+/** The largest UDP payload any QUIC endpoint may use: max_udp_payload_size's limit (RFC 9000 §18.2). */
+export const MAX_UDP_PAYLOAD_LIMIT = 65527;
+
+/**
+ * Throws a RangeError for settings out of range (unset ones are not checked). Called when a
+ * connection is created, and early by `QuicEndpoint.listen`/`connect` so that a bad option fails
+ * the call rather than the first connection.
+ */
+export function checkTransportSettings(t: Partial<TransportSettings> | undefined): void {
+  const mtu = t?.maxUdpPayloadSize;
+  if (mtu !== undefined && !(Number.isInteger(mtu) && mtu >= 1200 && mtu <= MAX_UDP_PAYLOAD_LIMIT))
+    throw new RangeError(`maxUdpPayloadSize must be an integer in 1200..${MAX_UDP_PAYLOAD_LIMIT}`);
+  const cid = t?.cidLength;
+  if (cid !== undefined && !(cid >= 0 && cid <= 20)) throw new RangeError("cidLength must be 0..20");
+}
+
+/** Resolved settings: `config.transport` over the defaults (fields set to undefined keep the default). */
 export function resolveSettings(config: ConnectionConfig): TransportSettings {
-  const s = { ...defaultTransportSettings, ...config.transport };
-  if (s.maxUdpPayloadSize < 1200) throw new RangeError("maxUdpPayloadSize must be at least 1200");
-  if (s.cidLength < 0 || s.cidLength > 20) throw new RangeError("cidLength must be 0..20");
+  checkTransportSettings(config.transport);
+  const s = { ...defaultTransportSettings };
+  for (const [k, v] of Object.entries(config.transport ?? {}))
+    if (v !== undefined) (s as Record<string, number>)[k] = v;
   return s;
 }
 
@@ -154,7 +176,7 @@ export function localTransportParameters(
 ): TransportParameters {
   return {
     maxIdleTimeout: s.maxIdleTimeout,
-    maxUdpPayloadSize: Math.max(1200, s.maxUdpPayloadSize),
+    maxUdpPayloadSize: s.maxUdpPayloadSize,
     initialMaxData: s.initialMaxData,
     initialMaxStreamDataBidiLocal: s.initialMaxStreamData,
     initialMaxStreamDataBidiRemote: s.initialMaxStreamData,

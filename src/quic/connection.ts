@@ -95,6 +95,23 @@ const CRYPTO_BUFFER_LIMIT = 64 * 1024;
 const MAX_UNDECRYPTABLE = 16;
 /** Datagrams buffered for DATAGRAM events before we drop the oldest. */
 const MAX_DATAGRAM_QUEUE = 256;
+/** DPLPMTUD: lost probes of one size before it counts as too big (RFC 8899 §5.1.2 MAX_PROBES). */
+const PMTU_MAX_PROBES = 3;
+/** DPLPMTUD: the search stops when validated and failed sizes are this close. */
+const PMTU_RESOLUTION = 16;
+/**
+ * DPLPMTUD: UDP payloads of common path MTUs, largest first, with IPv6's 48 bytes of headers so
+ * they fit IPv4 too: 9000-byte jumbo frames and 1500-byte Ethernet.
+ */
+const PMTU_PLATEAUS: readonly number[] = [9000 - 48, 1500 - 48];
+/** Buffer.allocUnsafe serves sizes below this from its shared pool; larger ones are allocations. */
+const POOLED_DATAGRAM_LIMIT = Buffer.poolSize >>> 1;
+/**
+ * Where datagrams that may exceed that are built, to be copied out at their real length: with a
+ * large datagram size (loopback), every small packet (an ACK, a short message) would otherwise
+ * cost a fresh 16-64 KB allocation. One per process: `transmit` never re-enters.
+ */
+let largeDatagramScratch = new Uint8Array(0);
 
 /** Why and by whom a connection ended. */
 export interface CloseInfo {
@@ -370,6 +387,8 @@ export class Connection {
     /** PATH_CHALLENGE frames sent, and path validations that succeeded (RFC 9000 §8.2). */
     pathChallengesSent: 0,
     pathsValidated: 0,
+    /** The datagram size in use: 1200 until DPLPMTUD validates a larger one (RFC 9000 §14.3). */
+    maxDatagramSize: 1200,
   };
 
   private constructor(
@@ -1505,7 +1524,9 @@ export class Connection {
 
     // Every byte up to the returned length is written below, so the buffer need not be zeroed
     // (Buffer.allocUnsafe: pooled, no fill; a measurable share of per-packet GC and time).
-    const buf: Uint8Array = Buffer.allocUnsafe(size);
+    const pooled = size < POOLED_DATAGRAM_LIMIT;
+    if (!pooled && largeDatagramScratch.length < size) largeDatagramScratch = new Uint8Array(size);
+    const buf: Uint8Array = pooled ? Buffer.allocUnsafe(size) : largeDatagramScratch;
     let at = 0;
     let containsInitial = false;
     let ackElicitingSent = false;
@@ -1553,7 +1574,10 @@ export class Connection {
         this.armIdle(now);
       }
     }
-    return buf.subarray(0, at);
+    if (pooled) return buf.subarray(0, at);
+    const out: Uint8Array = Buffer.allocUnsafe(at);
+    out.set(buf.subarray(0, at));
+    return out;
   }
 
   /**
@@ -1593,8 +1617,8 @@ export class Connection {
 
   /**
    * A PMTU probe of `size` was acknowledged or lost: raise the datagram size, or retry (RFC 8899
-   * §5.1.2: MAX_PROBES = 3) before trying a smaller size, halving the gap between the largest
-   * validated and the smallest failed size until it is at most 16 bytes.
+   * §5.1.2: MAX_PROBES = 3) before trying a smaller size (see `nextPmtuProbeSize`). One probe is
+   * in flight at a time.
    */
   private onPmtuProbe(size: number, acked: boolean): void {
     const m = this.pmtu;
@@ -1603,19 +1627,21 @@ export class Connection {
       m.low = size;
       m.lost = 0;
       if (size > this.maxDatagramSize) {
+        // Congestion control and pacing count in bytes; their datagram-based limits (minimum
+        // window, burst) follow the new size from now on (RFC 9002 §7.2, §7.7).
         this.maxDatagramSize = size;
+        this.stats.maxDatagramSize = size;
         this.loss.cc.setMaxDatagramSize(size);
         this.pacer.setMaxDatagramSize(size);
       }
-    } else if (++m.lost < 3) {
+    } else if (++m.lost < PMTU_MAX_PROBES) {
       m.due = true;
       return;
     } else {
       m.high = size;
       m.lost = 0;
     }
-    if (m.high > m.target) m.size = m.target > m.low ? m.target : 0;
-    else m.size = m.high - m.low > 16 ? Math.floor((m.low + m.high) / 2) : 0;
+    m.size = this.nextPmtuProbeSize();
     m.due = m.size > 0;
   }
 
@@ -1665,6 +1691,16 @@ export class Connection {
       this.qlog(now, "migration", { from: previous, to: from, validated: this.addressValidated });
   }
 
+  /** Back to 1200-byte datagrams, and DPLPMTUD searches again (each path has its own PMTU, RFC 9000 §14.2). */
+  private restartPmtu(): void {
+    const target = this.pmtu.target;
+    this.maxDatagramSize = 1200;
+    this.stats.maxDatagramSize = 1200;
+    this.loss.cc.setMaxDatagramSize(1200);
+    this.pacer.setMaxDatagramSize(1200);
+    Object.assign(this.pmtu, { size: target, low: 1200, high: target + 1, lost: 0, due: target > 1200 });
+  }
+
   private startPathValidation(now: number, to: string, dcid: Uint8Array): void {
     // §8.2.4: give up after three times the larger of the current PTO and a new path's PTO
     // (kInitialRtt); §8.2.1: challenges no more often than Initials (PTO, doubling).
@@ -1697,6 +1733,7 @@ export class Connection {
       if (this.fallbackRemote !== undefined && hostOf(this.fallbackRemote) !== hostOf(this.remote)) {
         this.loss.cc.reset();
         this.loss.rtt.reset();
+        this.restartPmtu(); // §14.2: the new path's PMTU is unknown
       }
       this.events.push({ type: "peer_address_changed", remote: this.remote, validated: true });
     }
@@ -1801,6 +1838,20 @@ export class Connection {
     if (to === this.remote) this.bytesSent += end;
     this.txTo = to;
     return buf.subarray(0, end);
+  }
+
+  /**
+   * The next size to probe, or 0 when the search is over. The largest size both sides allow
+   * first (on loopback it is the one that succeeds); after a failure, the next common path
+   * MTU below it (RFC 8899 §5.3: a table of likely sizes), so a wide range costs a few probes,
+   * not a bisection from the top; then halving the gap between the largest validated and the
+   * smallest failed size until it is at most 16 bytes.
+   */
+  private nextPmtuProbeSize(): number {
+    const m = this.pmtu;
+    if (m.high > m.target) return m.target > m.low ? m.target : 0;
+    for (const p of PMTU_PLATEAUS) if (p < m.high && p > m.low + PMTU_RESOLUTION) return p;
+    return m.high - m.low > PMTU_RESOLUTION ? Math.floor((m.low + m.high) / 2) : 0;
   }
 
   private laterSpaceWantsToSend(id: PnSpace, ackOnly: boolean, now: number): boolean {

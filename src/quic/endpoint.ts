@@ -40,6 +40,12 @@ export interface EndpointConfig {
   cidLength?: number;
   /** Static key for stateless reset tokens and Retry tokens (32 random bytes by default). */
   staticKey?: Uint8Array;
+  /**
+   * The owner's knowledge of a path: the largest UDP payload worth probing towards `remote`
+   * (e.g. the UDP driver's larger size on loopback), or undefined for the default. It applies
+   * to connections whose `transport.maxUdpPayloadSize` is not set explicitly.
+   */
+  pathMaxUdpPayloadSize?: (remote: string) => number | undefined;
 }
 
 /** What an endpoint reports. */
@@ -119,13 +125,24 @@ export class Endpoint {
         ...config,
         provider: this.config.provider,
         rng: this.config.rng,
-        transport: { ...config.transport, cidLength: this.cidLength },
+        transport: this.transportFor(remote, config.transport),
       },
       remote,
       now,
     );
     this.adopt(conn);
     return conn;
+  }
+
+  /** A new connection's transport settings: the configured ones, the path's size, our CID length. */
+  private transportFor(remote: string, t: ConnectionConfig["transport"]): ConnectionConfig["transport"] {
+    const pathMax =
+      t?.maxUdpPayloadSize === undefined ? this.config.pathMaxUdpPayloadSize?.(remote) : undefined;
+    return {
+      ...t,
+      ...(pathMax === undefined ? {} : { maxUdpPayloadSize: pathMax }),
+      cidLength: this.cidLength,
+    };
   }
 
   /** Marks a connection as having application work (after `write`, `close`, ...). */
@@ -239,7 +256,7 @@ export class Endpoint {
         provider: this.config.provider,
         rng: this.config.rng,
         ticketKeys: this.ticketKeys,
-        transport: { ...server.transport, cidLength: this.cidLength },
+        transport: this.transportFor(from, server.transport),
       },
       from,
       now,

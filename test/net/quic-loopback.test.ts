@@ -8,6 +8,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { nodeProvider } from "../../src/crypto/node.js";
 import { SeededRng } from "../../src/crypto/random.js";
 import {
+  isLoopbackAddress,
+  LOOPBACK_MAX_UDP_PAYLOAD,
   type QuicConnection,
   QuicEndpoint,
   type QuicListenOptions,
@@ -376,5 +378,91 @@ describe("QUIC over node:dgram: a peer that is gone", () => {
     await new Promise((r) => setTimeout(r, 20));
     await expect(client.close()).resolves.toBeUndefined();
     expect(await failed).toMatch(/failed: endpoint closed/);
+  });
+});
+
+describe("QUIC over node:dgram: datagram size (DPLPMTUD, RFC 9000 §14)", () => {
+  /** A server that answers each stream with the SHA-256 (hex) of what it read. */
+  async function hashServer(opts: Partial<QuicListenOptions> = {}): Promise<QuicEndpoint> {
+    return echoServer({
+      ...opts,
+      onStream: (s) => {
+        const h = createHash("sha256");
+        s.on("data", (c: Buffer) => h.update(c));
+        s.on("end", () => s.end(h.digest("hex")));
+      },
+    });
+  }
+
+  /** Sends `bytes` pseudo-random bytes on a new stream; resolves with the sent and echoed hashes. */
+  async function upload(conn: QuicConnection, bytes: number): Promise<{ sent: string; echoed: string }> {
+    const payload = new Uint8Array(bytes);
+    new SeededRng(11).fill(payload);
+    const s = await conn.openStream();
+    s.end(payload);
+    const echoed = (await collect(s)).toString();
+    return { sent: createHash("sha256").update(payload).digest("hex"), echoed };
+  }
+
+  it("sends datagrams larger than 1452 bytes on loopback and moves 10 MB intact", async () => {
+    const server = await hashServer();
+    const client = await clientEndpoint();
+    const conn = await client.connect("127.0.0.1", server.address().port, CLIENT_OPTS);
+    const { sent, echoed } = await upload(conn, 10 << 20);
+    expect(echoed).toBe(sent);
+    // Both sides advertised and validated the loopback size; the data went in large datagrams.
+    const stats = conn.core.stats;
+    expect(stats.maxDatagramSize).toBe(LOOPBACK_MAX_UDP_PAYLOAD);
+    expect(conn.core.peerTransportParameters?.maxUdpPayloadSize).toBe(LOOPBACK_MAX_UDP_PAYLOAD);
+    expect(stats.bytesSent / stats.packetsSent).toBeGreaterThan(1452);
+    expect(server.connections[0].core.stats.maxDatagramSize).toBe(LOOPBACK_MAX_UDP_PAYLOAD);
+    await conn.close(0, "done");
+  });
+
+  it("keeps an explicit maxUdpPayloadSize, which also bounds what the peer sends", async () => {
+    const server = await hashServer();
+    const client = await clientEndpoint();
+    const conn = await client.connect("127.0.0.1", server.address().port, {
+      ...CLIENT_OPTS,
+      transport: { maxUdpPayloadSize: 1452 },
+    });
+    const { sent, echoed } = await upload(conn, 1 << 20);
+    expect(echoed).toBe(sent);
+    expect(conn.core.stats.maxDatagramSize).toBe(1452);
+    // The server would go to the loopback size, but our max_udp_payload_size caps it.
+    expect(server.connections[0].core.stats.maxDatagramSize).toBe(1452);
+    expect(server.connections[0].core.peerTransportParameters?.maxUdpPayloadSize).toBe(1452);
+    await conn.close(0, "done");
+  });
+
+  it("refuses a maxUdpPayloadSize outside 1200..65527 when listening or connecting", async () => {
+    const { leaf } = testCerts(nodeProvider);
+    for (const bad of [1199, 65528, 1500.5]) {
+      await expect(
+        QuicEndpoint.listen({
+          port: 0,
+          host: "127.0.0.1",
+          alpn: ["echo"],
+          cert: [leaf.der],
+          key: leaf.key,
+          transport: { maxUdpPayloadSize: bad },
+        }),
+      ).rejects.toThrow(RangeError);
+    }
+    const server = await hashServer();
+    const client = await clientEndpoint();
+    await expect(
+      client.connect("127.0.0.1", server.address().port, {
+        ...CLIENT_OPTS,
+        transport: { maxUdpPayloadSize: 70_000 },
+      }),
+    ).rejects.toThrow(/maxUdpPayloadSize must be an integer in 1200\.\.65527/);
+  });
+
+  it("knows loopback addresses (127.0.0.0/8, ::1, IPv4-mapped 127.x) from others", () => {
+    for (const a of ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"])
+      expect(isLoopbackAddress(a)).toBe(true);
+    for (const a of ["10.0.0.1", "128.0.0.1", "::", "::2", "::ffff:10.0.0.1", "fe80::1", "127.example"])
+      expect(isLoopbackAddress(a)).toBe(false);
   });
 });

@@ -528,7 +528,9 @@ export class LossDetector<T> {
     for (const p of lost) {
       if (prevPn !== undefined && p.pn !== prevPn + 1) start = undefined; // a gap: something between was acknowledged
       prevPn = p.pn;
-      if (!p.ackEliciting || !(p.timeSent > firstSample)) continue;
+      // Not in flight: a PMTU probe, whose loss says the packet was too big, not that the path
+      // is congested (RFC 9000 §14.4); it takes no part in the pair of §7.6.2.
+      if (!p.ackEliciting || !p.inFlight || !(p.timeSent > firstSample)) continue;
       if (start === undefined) start = p.timeSent;
       else if (p.timeSent - start > duration) {
         persistent = true;

@@ -1,17 +1,18 @@
 /**
  * Pacing, RFC 9002 §7.7: a token bucket that fills at `N * congestion_window / smoothed_rtt`
- * (N = 1.25) and holds at most one burst (the initial window's 10 datagrams, or the congestion
- * window if smaller, never less than one datagram). Deterministic: time only comes in as `now`.
+ * (N = 1.25) and holds at most one burst (the initial window — 10 datagrams of up to 1472 bytes,
+ * fewer of larger ones — or the congestion window if smaller, never less than one datagram).
+ * Deterministic: time only comes in as `now`.
  *
  * Pace in-flight packets only: packets carrying only ACK frames SHOULD NOT be paced (§7.7), and
  * PTO probes are not held back. The connection asks `timeUntilSend(now, size, cwnd, srtt)`;
  * 0 means send now, otherwise it arms a timer for that many ms; after sending, `onSend(...)`.
  */
 
+import { initialWindow } from "./congestion.js";
+
 /** The pacing gain N of RFC 9002 §7.7 ("small, but at least 1 (for example, 1.25)"). */
 export const PACING_GAIN = 1.25;
-/** Burst size in datagrams: the initial window of RFC 9002 §7.2 (§7.7: limit bursts to it). */
-export const BURST_PACKETS = 10;
 /** Largest burst in datagrams, however fast the path (quinn's MAX_BURST_SIZE). */
 export const MAX_BURST_PACKETS = 256;
 /**
@@ -39,7 +40,7 @@ export class Pacer {
   /** @param maxDatagramSize the path's max_datagram_size (bytes) */
   constructor(maxDatagramSize: number) {
     this.mds = maxDatagramSize;
-    this.tokens = BURST_PACKETS * maxDatagramSize;
+    this.tokens = initialWindow(maxDatagramSize);
   }
 
   /** Pacing rate in bytes per ms: N * window / smoothed_rtt (§7.7). */
@@ -48,12 +49,13 @@ export class Pacer {
   }
 
   /**
-   * Bucket capacity in bytes for a congestion window (§7.7: bursts up to the initial window),
-   * or more when the rate fills that faster than the timer granularity (see TIMER_GRANULARITY_MS).
+   * Bucket capacity in bytes for a congestion window (§7.7: bursts up to the initial window of
+   * the current datagram size, §7.2), or more when the rate fills that faster than the timer
+   * granularity (see TIMER_GRANULARITY_MS).
    */
   capacity(window: number, smoothedRtt = Number.POSITIVE_INFINITY): number {
     const perTick = Pacer.rate(window, smoothedRtt) * TIMER_GRANULARITY_MS;
-    const burst = Math.min(Math.max(BURST_PACKETS * this.mds, perTick), MAX_BURST_PACKETS * this.mds);
+    const burst = Math.min(Math.max(initialWindow(this.mds), perTick), MAX_BURST_PACKETS * this.mds);
     return Math.max(this.mds, Math.min(window, burst));
   }
 

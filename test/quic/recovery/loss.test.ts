@@ -495,6 +495,31 @@ describe("LossDetector: congestion signals (RFC 9002 §7, B)", () => {
     expect(r2.persistentCongestion).toBe(false);
   });
 
+  it("leaves PMTU probes (ack-eliciting, not in flight) out of it (RFC 9000 §14.4)", () => {
+    const ld = sampled();
+    // Packet 1 is a probe lost more than the duration (150) before data packet 3: only 2 and 3
+    // count, 100 ms apart, so no persistent congestion (with 1 it would be, as above).
+    send(ld, App, 1, 20, { size: 16384, inFlight: false });
+    send(ld, App, 2, 100);
+    send(ld, App, 3, 200);
+    send(ld, App, 4, 400);
+    const r = ok(ld.onAckReceived(App, ackOf([4]), 410));
+    expect(tokens(r.lost)).toEqual(["2:1", "2:2", "2:3"]);
+    expect(r.persistentCongestion).toBe(false);
+    expect(ld.cc.window()).toBe(6000); // one congestion event, for 2 and 3
+    expect(ld.bytesInFlight()).toBe(0);
+
+    // Probes alone: no congestion event at all.
+    const probes = sampled();
+    send(probes, App, 1, 20, { size: 16384, inFlight: false });
+    send(probes, App, 2, 200, { size: 16384, inFlight: false });
+    send(probes, App, 3, 400);
+    const r2 = ok(probes.onAckReceived(App, ackOf([3]), 410));
+    expect(tokens(r2.lost)).toEqual(["2:1", "2:2"]);
+    expect(r2.persistentCongestion).toBe(false);
+    expect(probes.cc.window()).toBe(12000); // unchanged (no growth either: §7.8, nothing in flight)
+  });
+
   it("ignores packets sent before the first RTT sample (§7.6.2)", () => {
     const ld = confirmedServer();
     send(ld, App, 0, 0);

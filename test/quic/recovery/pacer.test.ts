@@ -40,6 +40,17 @@ describe("Pacer (RFC 9002 §7.7)", () => {
     expect(p.timeUntilSend(10_000, 1200, 24_000, 50)).toBeGreaterThan(0);
   });
 
+  it("bursts the initial window of the current datagram size (RFC 9002 §7.2, §7.7)", () => {
+    const p = new Pacer(1200);
+    expect(p.capacity(1_000_000)).toBe(12_000);
+    p.setMaxDatagramSize(1452);
+    expect(p.capacity(1_000_000)).toBe(14_520);
+    // Large datagrams (loopback): min(10 * mds, max(14720, 2 * mds)) is two of them, not ten.
+    p.setMaxDatagramSize(16384);
+    expect(p.capacity(1_000_000)).toBe(32_768);
+    expect(p.capacity(20_000)).toBe(20_000);
+  });
+
   it("limits the burst to the congestion window when it is smaller", () => {
     const p = new Pacer(1200);
     expect(p.capacity(2400)).toBe(2400);

@@ -9,8 +9,24 @@ import { withSeed } from "../../sim/network.js";
 import { Pair } from "../harness.js";
 import { closedInfo, makeData, provider, sha256, Transfer } from "./helpers.js";
 
-function transferOver(seed: number, mtu: number, loss = 0, bytes = 1 << 20) {
-  const p = new Pair(provider, { seed, link: { latency: 10, mtu, loss } });
+function transferOver(
+  seed: number,
+  mtu: number,
+  loss = 0,
+  bytes = 1 << 20,
+  opts: { maxUdpPayloadSize?: number; bandwidth?: number; onStep?: (p: Pair) => void } = {},
+) {
+  const p = new Pair(provider, {
+    seed,
+    link: {
+      latency: 10,
+      mtu,
+      loss,
+      bandwidth: opts.bandwidth ?? 0,
+      queueBytes: opts.bandwidth ? 256 << 10 : 0,
+    },
+    transport: { maxUdpPayloadSize: opts.maxUdpPayloadSize },
+  });
   p.net.traceEnabled = true;
   // Sizes of the client's datagrams that fit the path (the filter sees no too-big ones).
   const sizes: number[] = [];
@@ -20,7 +36,7 @@ function transferOver(seed: number, mtu: number, loss = 0, bytes = 1 << 20) {
   };
   expect(p.handshake(10_000)).toBe(true);
   const data = makeData(bytes, seed);
-  const t = new Transfer(p, data);
+  const t = new Transfer(p, data, { onStep: () => opts.onStep?.(p) });
   expect(t.run(60_000)).toBe(true);
   expect(t.receivedHash()).toBe(sha256(data));
   const tooBig = p.net.trace.filter((d) => d.fate === "too-big");
@@ -74,4 +90,63 @@ describe("path MTU", () => {
       expect(Math.max(...used)).toBeGreaterThanOrEqual(1350 - 16);
       expect(closedInfo(r.p.clientEvents)).toBeUndefined();
     }));
+
+  describe("with a 16 KB maximum (loopback-like; RFC 8899 search over a wide range)", () => {
+    const wide = { maxUdpPayloadSize: 16384 };
+
+    it("settles at the configured maximum on a path that carries it", () =>
+      withSeed(154, (seed) => {
+        const r = transferOver(seed, 20_000, 0, 4 << 20, wide);
+        expect(r.tooBig).toEqual([]);
+        expect(r.p.clientConn.stats.maxDatagramSize).toBe(16384);
+        expect(r.p.serverConn?.stats.maxDatagramSize).toBe(16384);
+        // The bulk of the data went in full 16 KB datagrams.
+        expect(r.sizes.filter((s) => s === 16384).length).toBeGreaterThan((4 << 20) / 16384 / 2);
+        expect(r.p.clientConn.stats.packetsLost).toBe(0);
+      }));
+
+    it("settles at most 16 bytes under the limit of a path that drops what is larger", () =>
+      withSeed(155, (seed) => {
+        // The search takes some 30 round trips (three lost probes per failed size): a 16 MB
+        // transfer over a 20 MB/s bottleneck lasts long enough for it to finish.
+        const limit = 5000;
+        const r = transferOver(seed, limit, 0, 16 << 20, { ...wide, bandwidth: 20e6 });
+        for (const c of [r.p.clientConn, r.p.serverConn]) {
+          expect(c?.stats.maxDatagramSize).toBeLessThanOrEqual(limit);
+          expect(c?.stats.maxDatagramSize).toBeGreaterThanOrEqual(limit - 16);
+        }
+        expect(Math.max(...r.sizes)).toBeLessThanOrEqual(limit);
+        // Only probes were too big (three of each failed size, per side; data is never sent at an
+        // unvalidated size, so it is not retransmitted: the byte count stays near the data size).
+        expect(r.tooBig.length).toBeGreaterThan(0);
+        expect(r.tooBig.length % 3).toBe(0);
+        expect(r.tooBig.length).toBeLessThanOrEqual(2 * 3 * 8);
+        expect(r.p.net.sent.get("client>server")!.bytes).toBeLessThan(1.1 * (16 << 20));
+        expect(closedInfo(r.p.clientEvents)).toBeUndefined();
+      }));
+
+    it("drops to the Ethernet size through the table of common sizes, whose losses do not shrink the window", () =>
+      withSeed(156, (seed) => {
+        // The client sends the data: its congestion window must never shrink, although its
+        // probes of 16384 and 8952 bytes (and the bisection's above 1452) are lost.
+        const windows: number[] = [];
+        const r = transferOver(seed, 1500, 0, 4 << 20, {
+          ...wide,
+          onStep: (p) => windows.push(p.clientConn.congestionWindow),
+        });
+        const client = r.p.clientConn;
+        // 1452 at once after the two larger table sizes failed; the bisection above it goes on.
+        expect(client.stats.maxDatagramSize).toBeGreaterThanOrEqual(1452);
+        expect(client.stats.maxDatagramSize).toBeLessThanOrEqual(1500);
+        const clientProbesLost = r.tooBig.filter((d) => d.from === "client");
+        expect(clientProbesLost.map((d) => d.data.length).slice(0, 6)).toEqual([
+          16384, 16384, 16384, 8952, 8952, 8952,
+        ]);
+        // Every packet declared lost was a probe (the last one may still be outstanding).
+        expect(client.stats.packetsLost).toBeGreaterThanOrEqual(6);
+        expect(client.stats.packetsLost).toBeLessThanOrEqual(clientProbesLost.length);
+        for (let i = 1; i < windows.length; i++) expect(windows[i]).toBeGreaterThanOrEqual(windows[i - 1]);
+        expect(windows.at(-1)).toBeGreaterThan(windows[0]);
+      }));
+  });
 });
