@@ -65,25 +65,25 @@ describe("connection migration", () => {
       expect(closedInfo(p.clientEvents)).toBeUndefined();
     }));
 
-  it("resets congestion control and RTT when the client moves to another host (§9.4)", () =>
+  it("resets congestion control, RTT and the datagram size when the client moves to another host (§9.4, §14.2)", () =>
     withSeed(302, (seed) => {
       const p = natPair(seed);
       p.net.setLink("client", "server", { latency: 40 });
       expect(p.handshake()).toBe(true);
       const data = makeData(1 << 20, seed);
       let moved = false;
-      let after: { cwnd: number; rtt: number } | undefined;
-      let before = { cwnd: 0, rtt: 0 };
+      let after: { cwnd: number; rtt: number; mtu: number } | undefined;
+      let before = { cwnd: 0, rtt: 0, mtu: 0 };
       const t = new Transfer(p, data, {
         onStep: () => {
           const s = p.serverConn as Connection;
           if (!moved && t.received > 256 * 1024) {
             moved = true;
-            before = { cwnd: s.congestionWindow, rtt: s.rtt };
+            before = { cwnd: s.congestionWindow, rtt: s.rtt, mtu: s.stats.maxDatagramSize };
             p.net.nat("client", "10.9.9.9:4000");
           }
           if (moved && !after && s.stats.pathsValidated === 1)
-            after = { cwnd: s.congestionWindow, rtt: s.rtt };
+            after = { cwnd: s.congestionWindow, rtt: s.rtt, mtu: s.stats.maxDatagramSize };
         },
       });
       expect(t.run(60_000)).toBe(true);
@@ -94,6 +94,10 @@ describe("connection migration", () => {
       // RFC 9002 §7.2 initial window (10 datagrams, at most 14,720 bytes) and kInitialRtt 333 ms.
       expect(after!.cwnd).toBeLessThanOrEqual(14_720);
       expect(after!.rtt).toBe(333);
+      // §14.2: and the datagram size is found again for the new path (1452 here, as before).
+      expect(before.mtu).toBe(1452);
+      expect(after!.mtu).toBe(1200);
+      expect(p.serverConn!.stats.maxDatagramSize).toBe(1452);
       expect(p.serverConn!.remote).toBe("10.9.9.9:4000");
     }));
 
