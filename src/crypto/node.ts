@@ -66,6 +66,7 @@ const OKP_X_PLACEHOLDER = "A".repeat(43);
 
 const EMPTY = new Uint8Array(0);
 const ZERO5 = new Uint8Array(5);
+const ONE = Uint8Array.of(1);
 const TAG_OPTS = { authTagLength: 16 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -178,7 +179,7 @@ function hkdfExpand(alg: HashAlgorithm, prk: Uint8Array, info: Uint8Array, lengt
   }
   // RFC 5869 §2.3: T(i) = HMAC(PRK, T(i-1) || info || i).
   if (length <= hl) {
-    const t = createHmac(alg, prk).update(info).update(Uint8Array.of(1)).digest();
+    const t = createHmac(alg, prk).update(info).update(ONE).digest();
     return u8(t).subarray(0, length);
   }
   const key = createSecretKey(Uint8Array.from(prk));
