@@ -273,7 +273,8 @@ export class QuicEndpoint extends EventEmitter {
         retry: opts.retry,
         maxConnections: opts.maxConnections,
         earlyData: opts.earlyData,
-        keylog: (line) => ep?.keylog(line),
+        // Only with a key log file: otherwise each handshake would format its secrets for nothing.
+        keylog: (opts.keylogFile ?? process.env.SSLKEYLOGFILE) ? (line) => ep?.keylog(line) : undefined,
       },
     });
     ep = new QuicEndpoint(socket, core, provider, opts);
@@ -350,7 +351,7 @@ export class QuicEndpoint extends EventEmitter {
       verifier,
       transport: opts.transport,
       cipherSuites: opts.cipherSuites,
-      keylog: (line) => this.keylog(line, opts.keylogFile),
+      keylog: (opts.keylogFile ?? this.keylogFile) ? (line) => this.keylog(line, opts.keylogFile) : undefined,
       qlog: this.qlogger(opts.qlogDir),
       sessionTicket: opts.sessionTicket,
       earlyData: opts.earlyData,
