@@ -366,6 +366,9 @@ export class QuicEndpoint extends EventEmitter {
     else this.service();
     const timeout = opts.handshakeTimeout ?? 10_000;
     await new Promise<void>((resolve, reject) => {
+      // Once settled, a later close needs no error: building one (a stack trace) per closed
+      // connection is a measurable share of a short connection's CPU.
+      let settled = false;
       const t = setTimeout(() => {
         conn.close(now(), 0, "handshake timeout", false);
         this.touch(conn);
@@ -378,15 +381,18 @@ export class QuicEndpoint extends EventEmitter {
       }, timeout);
       qc.once("connect", () => {
         clearTimeout(t);
+        settled = true;
         resolve();
       });
       if (early) {
         qc.earlyData = "pending";
         qc.alpn = opts.sessionTicket?.alpn; // 0-RTT speaks the ticket's protocol (RFC 9001 §4.6.1)
+        settled = true;
         resolve();
       }
       qc.once("close", (info: CloseInfo) => {
         clearTimeout(t);
+        if (settled) return;
         reject(
           new QuicError(
             "ERR_QUIC_CONNECT",
@@ -670,15 +676,19 @@ export class QuicConnection extends EventEmitter {
         return;
       case "closed": {
         this.closeInfo = ev.info;
-        const err = new QuicError(
-          "ERR_QUIC_CLOSED",
-          `connection closed: ${ev.info.reason || ev.info.errorCode}`,
-          ev.info,
-        );
-        for (const w of this.waitingOpen.splice(0)) w.reject(err);
         // A normal close (ours, or the peer's application code 0) ends streams quietly; anything
-        // else destroys them with the error, as a reset TCP socket would.
+        // else destroys them with the error, as a reset TCP socket would. The error is only
+        // built when someone receives it.
         const quiet = ev.info.initiator === "local" || (ev.info.application && ev.info.errorCode === 0);
+        let err: QuicError | undefined;
+        if (this.waitingOpen.length > 0 || (!quiet && this.streams.size > 0)) {
+          err = new QuicError(
+            "ERR_QUIC_CLOSED",
+            `connection closed: ${ev.info.reason || ev.info.errorCode}`,
+            ev.info,
+          );
+        }
+        for (const w of this.waitingOpen.splice(0)) w.reject(err as QuicError); // set when any wait
         for (const s of this.streams.values()) s.onConnectionClosed(quiet ? undefined : err);
         this.emit("close", ev.info);
         return;
