@@ -167,8 +167,9 @@ function literalLookup(hostname: string, options: LookupOneOptions | number, cal
 /** Socket options shared by servers and clients. */
 const SOCKET_OPTIONS = { ...SOCKET_BUFFERS, lookup: literalLookup } as const;
 
-function addressKey(address: string, port: number): string {
-  return isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
+/** "host:port", IPv6 in brackets. `v6` may be passed when known (a datagram's `rinfo.family`). */
+function addressKey(address: string, port: number, v6 = isIPv6(address)): string {
+  return v6 ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 function parseAddressKey(key: string): { address: string; port: number } {
@@ -227,7 +228,13 @@ export class QuicEndpoint extends EventEmitter {
       // per datagram, and the same string object makes the endpoint's address checks cheap).
       let from = this.lastFrom;
       if (from === undefined || rinfo.port !== from.port || rinfo.address !== from.address) {
-        from = { address: rinfo.address, port: rinfo.port, key: addressKey(rinfo.address, rinfo.port) };
+        // rinfo.family, not isIPv6(): its regular expression per datagram from a new peer showed in
+        // a broker's profile under many short connections.
+        from = {
+          address: rinfo.address,
+          port: rinfo.port,
+          key: addressKey(rinfo.address, rinfo.port, rinfo.family === "IPv6"),
+        };
         this.lastFrom = from;
       }
       this.core.receive(now(), from.key, new Uint8Array(msg.buffer, msg.byteOffset, msg.length));
