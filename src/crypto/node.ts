@@ -20,7 +20,6 @@ import {
   createDecipheriv,
   createECDH,
   createHash,
-  createHmac,
   createPrivateKey,
   createPublicKey,
   createSecretKey,
@@ -28,6 +27,7 @@ import {
   type KeyObject,
   sign as nodeSign,
   verify as nodeVerify,
+  hash as oneShotHash,
 } from "node:crypto";
 import { checkAeadKey, checkLength, drawP256Scalar, isAllZero } from "./common.js";
 import {
@@ -66,6 +66,7 @@ const OKP_X_PLACEHOLDER = "A".repeat(43);
 
 const EMPTY = new Uint8Array(0);
 const ZERO5 = new Uint8Array(5);
+const ONE = Uint8Array.of(1);
 const TAG_OPTS = { authTagLength: 16 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -171,23 +172,48 @@ function nodeIncrementalHash(alg: HashAlgorithm): IncrementalHash {
   };
 }
 
+/** Input block size of the hash (RFC 2104 §2: B). */
+function blockSize(alg: HashAlgorithm): 64 | 128 {
+  return alg === "sha256" ? 64 : 128;
+}
+
+/**
+ * HMAC (RFC 2104) of `a || b` from two one-shot hashes:
+ * H((K ^ opad) || H((K ^ ipad) || a || b)). A handshake computes some 30 HMACs over a few dozen
+ * bytes each (HKDF, RFC 5869); createHmac() builds a stream object per call, whose setup and
+ * garbage cost more than the hashing. The results are the same bytes (test/crypto vectors).
+ */
+function hmacParts(alg: HashAlgorithm, key: Uint8Array, a: Uint8Array, b: Uint8Array = EMPTY): Buffer {
+  const block = blockSize(alg);
+  // RFC 2104 §2: a key longer than B is hashed first; a shorter one is padded with zeros.
+  const k = key.length > block ? oneShotHash(alg, key, "buffer") : key;
+  const inner = Buffer.allocUnsafe(block + a.length + b.length);
+  const outer = Buffer.allocUnsafe(block + hashLength(alg));
+  for (let i = 0; i < block; i++) {
+    const x = i < k.length ? k[i] : 0;
+    inner[i] = x ^ 0x36;
+    outer[i] = x ^ 0x5c;
+  }
+  inner.set(a, block);
+  inner.set(b, block + a.length);
+  outer.set(oneShotHash(alg, inner, "buffer"), block);
+  return oneShotHash(alg, outer, "buffer");
+}
+
 function hkdfExpand(alg: HashAlgorithm, prk: Uint8Array, info: Uint8Array, length: number): Uint8Array {
   const hl = hashLength(alg);
   if (!Number.isInteger(length) || length < 0 || length > 255 * hl) {
     throw new RangeError(`HKDF-Expand length ${length} out of range (max ${255 * hl})`);
   }
   // RFC 5869 §2.3: T(i) = HMAC(PRK, T(i-1) || info || i).
-  if (length <= hl) {
-    const t = createHmac(alg, prk).update(info).update(Uint8Array.of(1)).digest();
-    return u8(t).subarray(0, length);
-  }
-  const key = createSecretKey(Uint8Array.from(prk));
+  if (length <= hl) return u8(hmacParts(alg, prk, info, ONE)).subarray(0, length);
   const out = new Uint8Array(length);
   let prev: Uint8Array = EMPTY;
-  const counter = new Uint8Array(1);
+  const tail = new Uint8Array(info.length + 1);
+  tail.set(info);
   for (let i = 1, off = 0; off < length; i++, off += hl) {
-    counter[0] = i;
-    const t = createHmac(alg, key).update(prev).update(info).update(counter).digest();
+    tail[info.length] = i;
+    const t = hmacParts(alg, prk, prev, tail);
     out.set(t.subarray(0, Math.min(hl, length - off)), off);
     prev = t;
   }
@@ -422,12 +448,11 @@ export const nodeProvider: CryptoProvider = {
   },
   createHash: nodeIncrementalHash,
   hmac(alg, key, data) {
-    return u8(createHmac(alg, key).update(data).digest());
+    return u8(hmacParts(alg, key, data));
   },
   hkdfExtract(alg, salt, ikm) {
-    // RFC 5869 §2.2: an absent salt is HashLen zeros.
-    const k = salt.length === 0 ? new Uint8Array(hashLength(alg)) : salt;
-    return u8(createHmac(alg, k).update(ikm).digest());
+    // RFC 5869 §2.2: an absent salt is HashLen zeros (which HMAC's zero padding also gives).
+    return u8(hmacParts(alg, salt, ikm));
   },
   hkdfExpand,
   aead: nodeAead,

@@ -4,10 +4,30 @@
 import { randomFillSync } from "node:crypto";
 import type { Rng } from "./provider.js";
 
-/** The system CSPRNG. */
+/** Size of the pool small requests are served from. */
+const POOL_SIZE = 4096;
+/** Requests above this go to the CSPRNG directly. */
+const POOL_MAX_REQUEST = 256;
+const pool = new Uint8Array(POOL_SIZE);
+let poolUsed = POOL_SIZE;
+
+/**
+ * The system CSPRNG. A handshake draws a dozen small values (CIDs, randoms, key shares, ticket
+ * nonces) and each randomFillSync call costs far more than its bytes, so small requests are
+ * served from a pool refilled 4 KiB at a time. Every byte is handed out once and wiped from the pool.
+ */
 export const systemRng: Rng = {
   fill(out: Uint8Array): Uint8Array {
-    return randomFillSync(out);
+    const n = out.length;
+    if (n > POOL_MAX_REQUEST) return randomFillSync(out);
+    if (poolUsed + n > POOL_SIZE) {
+      randomFillSync(pool);
+      poolUsed = 0;
+    }
+    out.set(pool.subarray(poolUsed, poolUsed + n));
+    pool.fill(0, poolUsed, poolUsed + n);
+    poolUsed += n;
+    return out;
   },
 };
 

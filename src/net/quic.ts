@@ -199,8 +199,9 @@ function pathMaxUdpPayloadSize(remote: string): number | undefined {
   return isLoopbackAddress(parseAddressKey(remote).address) ? LOOPBACK_MAX_UDP_PAYLOAD : undefined;
 }
 
-function addressKey(address: string, port: number): string {
-  return isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
+/** "host:port", IPv6 in brackets. `v6` may be passed when known (a datagram's `rinfo.family`). */
+function addressKey(address: string, port: number, v6 = isIPv6(address)): string {
+  return v6 ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 function parseAddressKey(key: string): { address: string; port: number } {
@@ -260,7 +261,13 @@ export class QuicEndpoint extends EventEmitter {
       // per datagram, and the same string object makes the endpoint's address checks cheap).
       let from = this.lastFrom;
       if (from === undefined || rinfo.port !== from.port || rinfo.address !== from.address) {
-        from = { address: rinfo.address, port: rinfo.port, key: addressKey(rinfo.address, rinfo.port) };
+        // rinfo.family, not isIPv6(): its regular expression per datagram from a new peer showed in
+        // a broker's profile under many short connections.
+        from = {
+          address: rinfo.address,
+          port: rinfo.port,
+          key: addressKey(rinfo.address, rinfo.port, rinfo.family === "IPv6"),
+        };
         this.lastFrom = from;
       }
       this.core.receive(now(), from.key, new Uint8Array(msg.buffer, msg.byteOffset, msg.length));
@@ -308,7 +315,8 @@ export class QuicEndpoint extends EventEmitter {
         retry: opts.retry,
         maxConnections: opts.maxConnections,
         earlyData: opts.earlyData,
-        keylog: (line) => ep?.keylog(line),
+        // Only with a key log file: otherwise each handshake would format its secrets for nothing.
+        keylog: (opts.keylogFile ?? process.env.SSLKEYLOGFILE) ? (line) => ep?.keylog(line) : undefined,
       },
     });
     ep = new QuicEndpoint(socket, core, provider, opts);
@@ -432,7 +440,7 @@ export class QuicEndpoint extends EventEmitter {
       verifier,
       transport: opts.transport,
       cipherSuites: opts.cipherSuites,
-      keylog: (line) => this.keylog(line, opts.keylogFile),
+      keylog: (opts.keylogFile ?? this.keylogFile) ? (line) => this.keylog(line, opts.keylogFile) : undefined,
       qlog: this.qlogger(opts.qlogDir),
       sessionTicket: opts.sessionTicket,
       earlyData: opts.earlyData,
@@ -447,6 +455,9 @@ export class QuicEndpoint extends EventEmitter {
     else this.service();
     const timeout = opts.handshakeTimeout ?? 10_000;
     await new Promise<void>((resolve, reject) => {
+      // Once settled, a later close needs no error: building one (a stack trace) per closed
+      // connection is a measurable share of a short connection's CPU.
+      let settled = false;
       const t = setTimeout(() => {
         conn.close(now(), 0, "handshake timeout", false);
         this.touch(conn);
@@ -459,15 +470,18 @@ export class QuicEndpoint extends EventEmitter {
       }, timeout);
       qc.once("connect", () => {
         clearTimeout(t);
+        settled = true;
         resolve();
       });
       if (early) {
         qc.earlyData = "pending";
         qc.alpn = opts.sessionTicket?.alpn; // 0-RTT speaks the ticket's protocol (RFC 9001 §4.6.1)
+        settled = true;
         resolve();
       }
       qc.once("close", (info: CloseInfo) => {
         clearTimeout(t);
+        if (settled) return;
         reject(
           new QuicError(
             "ERR_QUIC_CONNECT",
@@ -758,15 +772,19 @@ export class QuicConnection extends EventEmitter {
         return;
       case "closed": {
         this.closeInfo = ev.info;
-        const err = new QuicError(
-          "ERR_QUIC_CLOSED",
-          `connection closed: ${ev.info.reason || ev.info.errorCode}`,
-          ev.info,
-        );
-        for (const w of this.waitingOpen.splice(0)) w.reject(err);
         // A normal close (ours, or the peer's application code 0) ends streams quietly; anything
-        // else destroys them with the error, as a reset TCP socket would.
+        // else destroys them with the error, as a reset TCP socket would. The error is only
+        // built when someone receives it.
         const quiet = ev.info.initiator === "local" || (ev.info.application && ev.info.errorCode === 0);
+        let err: QuicError | undefined;
+        if (this.waitingOpen.length > 0 || (!quiet && this.streams.size > 0)) {
+          err = new QuicError(
+            "ERR_QUIC_CLOSED",
+            `connection closed: ${ev.info.reason || ev.info.errorCode}`,
+            ev.info,
+          );
+        }
+        for (const w of this.waitingOpen.splice(0)) w.reject(err as QuicError); // set when any wait
         for (const s of this.streams.values()) s.onConnectionClosed(quiet ? undefined : err);
         this.emit("close", ev.info);
         return;

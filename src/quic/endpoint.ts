@@ -7,7 +7,7 @@
  * `pollTimeout()` / `handleTimeout(now)`, and `pollEvent()` for accepted connections. Addresses
  * are opaque strings chosen by the owner (the UDP driver uses "host:port").
  */
-import type { CryptoProvider, Rng } from "../crypto/provider.js";
+import type { Aead, CryptoProvider, Rng } from "../crypto/provider.js";
 import { TicketKeys } from "../tls/ticket.js";
 import { bytesEqual, Reader, Writer } from "../util/bytes.js";
 import type { ConnectionConfig } from "./config.js";
@@ -87,9 +87,9 @@ export class Endpoint {
   private readonly timers = new DeadlineHeap<Connection>();
   private readonly stateless: { to: string; data: Uint8Array }[] = [];
   private readonly events: EndpointEvent[] = [];
-  private readonly tokenAead;
+  private tokenAeadValue: Aead | undefined;
   /** One session-ticket key for every connection of this endpoint (RFC 8446 §4.6.1). */
-  private readonly ticketKeys: TicketKeys;
+  private ticketKeysValue: TicketKeys | undefined;
 
   constructor(config: EndpointConfig) {
     this.config = config;
@@ -98,7 +98,11 @@ export class Endpoint {
       throw new RangeError("a server endpoint needs connection IDs of at least 4 bytes to route packets");
     }
     this.staticKey = config.staticKey ?? config.rng.fill(new Uint8Array(32));
-    this.tokenAead = config.provider.aead(
+  }
+
+  /** Retry token key, derived on first use: a client endpoint (one per dial) never needs it. */
+  private get tokenAead(): Aead {
+    this.tokenAeadValue ??= this.config.provider.aead(
       "aes-256-gcm",
       this.config.provider.hkdfExpand(
         "sha256",
@@ -107,15 +111,21 @@ export class Endpoint {
         32,
       ),
     );
-    this.ticketKeys = new TicketKeys(
-      config.provider,
-      config.provider.hkdfExpand(
+    return this.tokenAeadValue;
+  }
+
+  /** Session ticket keys, derived on first use (servers only). */
+  private get ticketKeys(): TicketKeys {
+    this.ticketKeysValue ??= new TicketKeys(
+      this.config.provider,
+      this.config.provider.hkdfExpand(
         "sha256",
         this.staticKey,
         new TextEncoder().encode("mquictt ticket key"),
         32,
       ),
     );
+    return this.ticketKeysValue;
   }
 
   /** Opens a client connection to `remote`. */

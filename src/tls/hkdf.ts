@@ -7,6 +7,19 @@ import type { CryptoProvider, HashAlgorithm } from "../crypto/provider.js";
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 
+/** "tls13 " + label, encoded once per label: a handshake expands some 30 labels from a fixed set. */
+const labelCache = new Map<string, Uint8Array>();
+
+function labelBytes(label: string): Uint8Array {
+  let b = labelCache.get(label);
+  if (b === undefined) {
+    b = encoder.encode(`tls13 ${label}`);
+    // Labels are protocol constants; an unbounded set would mean a caller passing data as a label.
+    if (labelCache.size < 64) labelCache.set(label, b);
+  }
+  return b;
+}
+
 /**
  * HKDF-Expand-Label(Secret, Label, Context, Length) = HKDF-Expand(Secret, HkdfLabel, Length),
  * where HkdfLabel = uint16 length || opaque label<7..255> = "tls13 " + Label || opaque context<0..255>.
@@ -19,7 +32,7 @@ export function hkdfExpandLabel(
   context: Uint8Array,
   length: number,
 ): Uint8Array {
-  const fullLabel = encoder.encode(`tls13 ${label}`);
+  const fullLabel = labelBytes(label);
   if (fullLabel.length > 255 || context.length > 255) throw new RangeError("HKDF label or context too long");
   const info = new Uint8Array(2 + 1 + fullLabel.length + 1 + context.length);
   info[0] = length >>> 8;

@@ -38,19 +38,28 @@ export class KeySchedule {
   private handshakeSecretValue: Uint8Array | undefined;
   private masterSecretValue: Uint8Array | undefined;
   private readonly emptyHash: Uint8Array;
+  /** Derive-Secret(Early Secret, "derived", "") when it is a constant (no PSK). */
+  private readonly derivedFromEarly: Uint8Array | undefined;
 
   /** `psk` absent means a full handshake: the PSK input is Hash.length zero bytes (§7.1). */
   constructor(provider: CryptoProvider, hash: HashAlgorithm, psk?: Uint8Array) {
     this.provider = provider;
     this.hash = hash;
     this.hashLength = hashLength(hash);
-    this.emptyHash = provider.hash(hash, EMPTY);
-    const zeros = new Uint8Array(this.hashLength);
-    this.earlySecret = provider.hkdfExtract(hash, zeros, psk ?? zeros);
+    const c = constantsOf(provider, hash);
+    this.emptyHash = c.emptyHash;
+    if (psk) {
+      this.earlySecret = provider.hkdfExtract(hash, new Uint8Array(this.hashLength), psk);
+    } else {
+      // Without a PSK the Early Secret, and what is derived from it, is the same on every connection.
+      this.earlySecret = c.earlySecret;
+      this.derivedFromEarly = c.derivedFromEarly;
+    }
   }
 
   /** Derive-Secret(secret, label, "") with the hash of the empty string. */
   private derived(secret: Uint8Array): Uint8Array {
+    if (secret === this.earlySecret && this.derivedFromEarly) return this.derivedFromEarly;
     return deriveSecret(this.provider, this.hash, secret, "derived", this.emptyHash);
   }
 
@@ -133,6 +142,40 @@ export class KeySchedule {
   resumptionMasterSecret(clientFinishedHash: Uint8Array): Uint8Array {
     return deriveSecret(this.provider, this.hash, this.masterSecret, "res master", clientFinishedHash);
   }
+}
+
+/**
+ * Values of the key schedule that do not depend on the connection (§7.1): Hash(""), the Early
+ * Secret without a PSK = HKDF-Extract(0, 0), and Derive-Secret(that, "derived", ""). Every full
+ * handshake needs them; they are computed once per provider and hash (not secrets: anyone can).
+ */
+interface ScheduleConstants {
+  readonly emptyHash: Uint8Array;
+  readonly earlySecret: Uint8Array;
+  readonly derivedFromEarly: Uint8Array;
+}
+
+const scheduleConstants = new WeakMap<CryptoProvider, Map<HashAlgorithm, ScheduleConstants>>();
+
+function constantsOf(provider: CryptoProvider, hash: HashAlgorithm): ScheduleConstants {
+  let byHash = scheduleConstants.get(provider);
+  if (!byHash) {
+    byHash = new Map();
+    scheduleConstants.set(provider, byHash);
+  }
+  let c = byHash.get(hash);
+  if (!c) {
+    const emptyHash = provider.hash(hash, EMPTY);
+    const zeros = new Uint8Array(hashLength(hash));
+    const earlySecret = provider.hkdfExtract(hash, zeros, zeros);
+    c = {
+      emptyHash,
+      earlySecret,
+      derivedFromEarly: deriveSecret(provider, hash, earlySecret, "derived", emptyHash),
+    };
+    byHash.set(hash, c);
+  }
+  return c;
 }
 
 /** finished_key = HKDF-Expand-Label(BaseKey, "finished", "", Hash.length) (§4.4.4). */

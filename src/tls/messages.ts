@@ -24,10 +24,13 @@ export const HandshakeType = {
   message_hash: 254,
 } as const;
 
-/** Name of a handshake type code, for error messages. */
+const HANDSHAKE_TYPE_NAMES = new Map<number, string>(
+  Object.entries(HandshakeType).map(([name, code]) => [code, name]),
+);
+
+/** Name of a handshake type code, for error messages (the parser names every message it checks). */
 export function handshakeTypeName(t: number): string {
-  for (const [name, code] of Object.entries(HandshakeType)) if (code === t) return name;
-  return `handshake_type_${t}`;
+  return HANDSHAKE_TYPE_NAMES.get(t) ?? `handshake_type_${t}`;
 }
 
 /**

@@ -10,7 +10,7 @@
  * One `TicketKeys` should be shared by every connection of a server endpoint, so that a ticket
  * issued on one connection resumes on the next.
  */
-import type { CryptoProvider, Rng } from "../crypto/provider.js";
+import type { Aead, CryptoProvider, Rng } from "../crypto/provider.js";
 import { bytesEqual, Reader, toHex, Writer } from "../util/bytes.js";
 import { bytesToLatin1, latin1ToBytes } from "./extensions.js";
 
@@ -48,6 +48,8 @@ export class TicketKeys {
   private readonly provider: CryptoProvider;
   private readonly key: Uint8Array;
   private readonly keyId: Uint8Array;
+  /** The ticket AEAD, made on first use and kept: one key for every ticket. */
+  private aeadValue: Aead | undefined;
   /** Binders of accepted 0-RTT ClientHellos (hex) → until when they are remembered (ms). */
   private readonly earlyDataSeen = new Map<string, number>();
 
@@ -57,6 +59,11 @@ export class TicketKeys {
     this.provider = provider;
     this.key = key.slice();
     this.keyId = provider.hash("sha256", key).subarray(0, 4);
+  }
+
+  private get aead(): Aead {
+    this.aeadValue ??= this.provider.aead("aes-256-gcm", this.key);
+    return this.aeadValue;
   }
 
   /** A fresh random ticket key. */
@@ -83,7 +90,7 @@ export class TicketKeys {
     header.set(this.keyId, 1);
     const nonce = rng.fill(new Uint8Array(12));
     header.set(nonce, 5);
-    const sealed = this.provider.aead("aes-256-gcm", this.key).seal(nonce, header, w.finish());
+    const sealed = this.aead.seal(nonce, header, w.finish());
     const out = new Uint8Array(HEADER + sealed.length);
     out.set(header);
     out.set(sealed, HEADER);
@@ -112,9 +119,7 @@ export class TicketKeys {
     if (ticket.length < HEADER + 16 || ticket[0] !== VERSION) return undefined;
     if (!bytesEqual(ticket.subarray(1, 5), this.keyId)) return undefined;
     const header = ticket.subarray(0, HEADER);
-    const plain = this.provider
-      .aead("aes-256-gcm", this.key)
-      .open(ticket.subarray(5, HEADER), header, ticket.subarray(HEADER));
+    const plain = this.aead.open(ticket.subarray(5, HEADER), header, ticket.subarray(HEADER));
     if (!plain) return undefined;
     try {
       const r = new Reader(plain, (reason) => new TicketDecodeError(reason));

@@ -413,6 +413,10 @@ function checkSignature(
       ),
     };
   }
+  // parseCertificate returns one object per distinct DER, so a signature checked once (a client
+  // reconnecting to the same server sees the same chain) is not checked again.
+  const seen = verifiedSignatures.get(child);
+  if (seen?.issuer === issuer && seen.provider === provider) return undefined;
   let ok: boolean;
   try {
     ok = provider.verify(alg.scheme, key, child.tbs, child.signature);
@@ -435,8 +439,12 @@ function checkSignature(
       ),
     };
   }
+  verifiedSignatures.set(child, { issuer, provider });
   return undefined;
 }
+
+/** The issuer (and provider) whose key last verified a certificate's signature; only successes are kept. */
+const verifiedSignatures = new WeakMap<Certificate, { issuer: Certificate; provider: CryptoProvider }>();
 
 // --- names (RFC 6125) ---------------------------------------------------------------------------
 

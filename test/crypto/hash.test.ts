@@ -69,6 +69,27 @@ describe.each(PROVIDERS)("hash/HMAC/HKDF (%s)", (_name, p) => {
     expect(toHex(mac)).toBe("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
   });
 
+  it("HMAC RFC 4231 test case 6: a key longer than the block is hashed first", () => {
+    const key = new Uint8Array(131).fill(0xaa);
+    const data = new TextEncoder().encode("Test Using Larger Than Block-Size Key - Hash Key First");
+    expect(toHex(p.hmac("sha256", key, data))).toBe(
+      "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+    );
+    expect(toHex(p.hmac("sha384", key, data))).toBe(
+      "4ece084485813e9088d2c63a041bc5b44f9ef1012a2b588f3cd11f05033ac4c60c2ef6ab4030fe8296248df163f44952",
+    );
+  });
+
+  it("HMAC keys of exactly one block and one byte more agree with the reference", () => {
+    for (const alg of ["sha256", "sha384"] as const) {
+      for (const n of [0, 63, 64, 65, 127, 128, 129]) {
+        const key = Uint8Array.from({ length: n }, (_, i) => i * 7);
+        const data = Uint8Array.from({ length: 50 }, (_, i) => i);
+        expect(p.hmac(alg, key, data)).toEqual(nobleProvider.hmac(alg, key, data));
+      }
+    }
+  });
+
   it("incremental hash: digest() does not end the hash", () => {
     for (const alg of ["sha256", "sha384"] as const) {
       const h = p.createHash(alg);

@@ -218,6 +218,36 @@ describe.each(CERT_PROVIDERS)("verifyCertificateChain (%s)", (_label, provider) 
       verifyCertificateChain([client.der], opts); // no server name: any purpose
     });
 
+    it("checks a certificate's signature once per issuer and provider, but every other rule each time", () => {
+      // A fresh leaf (not shared with the other tests), so the first verification is a miss.
+      const own = issueLeaf(ca, { ...ctx, commonName: "cached", dns: ["cached"] });
+      let calls = 0;
+      const counting = {
+        ...provider,
+        verify: (...a: Parameters<typeof provider.verify>) => {
+          calls++;
+          return provider.verify(...a);
+        },
+      };
+      const o = { roots, now: NOW, provider: counting, serverName: "cached" };
+      verifyCertificateChain([own.der], o);
+      verifyCertificateChain([Uint8Array.from(own.der)], o); // same bytes, another array
+      expect(calls).toBe(1);
+      // Expiry, names and the like are still checked on a cached signature.
+      expectCertError(
+        () => verifyCertificateChain([own.der], { ...o, now: NOW + 1000 * DAY }),
+        "CERT_EXPIRED",
+      );
+      expectCertError(
+        () => verifyCertificateChain([own.der], { ...o, serverName: "other" }),
+        "CERT_NAME_MISMATCH",
+      );
+      // Another provider checks for itself.
+      verifyCertificateChain([own.der], { ...o, provider });
+      verifyCertificateChain([own.der], { ...o, provider: { ...counting } });
+      expect(calls).toBe(2);
+    });
+
     it("createPeerVerifier throws TlsAlerts carrying the CertificateError", () => {
       let now = NOW;
       const verifier = createPeerVerifier({ roots, now: () => now, provider });
