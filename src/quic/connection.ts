@@ -193,8 +193,16 @@ const PACKET_TYPE_OF_SPACE: Readonly<Record<PnSpace, PacketType>> = {
   [PnSpace.ApplicationData]: "one_rtt",
 };
 
+/**
+ * Frames of the packet being built, shared by every connection (it was 2 KB each): the sans-IO
+ * core is synchronous and builds one packet at a time, sealing it into the datagram before
+ * `buildPacket` returns, with no callback into other code in between.
+ */
+const SCRATCH = new Writer(2048);
+
 /** Per packet-number-space state (RFC 9000 §12.3). */
 class Space {
+  readonly discarded = false;
   readKeys: PacketKeys | undefined;
   writeKeys: PacketKeys | undefined;
   nextPn = 0;
@@ -203,7 +211,6 @@ class Space {
   readonly cryptoIn = new RecvBuffer({ maxAhead: CRYPTO_BUFFER_LIMIT, frameType: 0x06 });
   /** Outgoing CRYPTO stream of this level. */
   readonly cryptoOut = new SendBuffer(Number.MAX_SAFE_INTEGER);
-  discarded = false;
   /** Send probes (PTO) in this space: number of ack-eliciting packets still owed. */
   probes = 0;
 
@@ -215,9 +222,32 @@ class Space {
   }
 
   get hasCryptoToSend(): boolean {
-    return !this.discarded && this.writeKeys !== undefined && this.cryptoOut.hasSendable();
+    return this.writeKeys !== undefined && this.cryptoOut.hasSendable();
   }
 }
+
+/**
+ * An Initial or Handshake space whose keys were discarded (RFC 9001 §4.9): nothing is sent,
+ * received or acknowledged in it any more (late packets are dropped, §4.9), so its buffers,
+ * ACK state and keys are let go and one shared, frozen placeholder per space takes its place.
+ */
+interface DiscardedSpace {
+  readonly discarded: true;
+  readonly id: PnSpace;
+  readonly readKeys: undefined;
+  readonly writeKeys: undefined;
+  readonly probes: 0;
+}
+
+const discardedSpace = (id: PnSpace): DiscardedSpace =>
+  Object.freeze({ discarded: true, id, readKeys: undefined, writeKeys: undefined, probes: 0 });
+const DISCARDED_SPACES: readonly DiscardedSpace[] = [
+  discardedSpace(PnSpace.Initial),
+  discardedSpace(PnSpace.Handshake),
+];
+
+/** The Application Data space is never discarded (RFC 9001 §4.9 covers Initial and Handshake). */
+type Spaces = [Space | DiscardedSpace, Space | DiscardedSpace, Space];
 
 /**
  * One QUIC connection. Create clients with `Connection.client()`; servers are created by the
@@ -233,7 +263,7 @@ export class Connection {
   private state: State = "handshake";
   private readonly config: ConnectionConfig;
   private readonly tls: TlsClient | TlsServer;
-  private readonly spaces: [Space, Space, Space];
+  private readonly spaces: Spaces;
   private readonly loss: LossDetector<Token>;
   private readonly pacer: Pacer;
   private readonly timers = new TimerTable();
@@ -241,7 +271,6 @@ export class Connection {
   readonly localCids: LocalCids;
   private peerCids: PeerCids;
   private readonly events: ConnectionEvent[] = [];
-  private readonly scratch = new Writer(2048);
 
   /** The Destination Connection ID of the client's first Initial (keys, and §7.3 checks). */
   readonly originalDcid: Uint8Array;
@@ -340,8 +369,9 @@ export class Connection {
     this.initialScid = scid;
     this.addressValidated = role === "client";
     const s = this.settings;
+    const init = new Space(PnSpace.Initial, s.maxAckDelay);
     this.spaces = [
-      new Space(PnSpace.Initial, s.maxAckDelay),
+      init,
       new Space(PnSpace.Handshake, s.maxAckDelay),
       new Space(PnSpace.ApplicationData, s.maxAckDelay),
     ];
@@ -374,7 +404,6 @@ export class Connection {
     });
 
     const keys = initialKeys(config.provider, this.version, originalDcid);
-    const init = this.spaces[PnSpace.Initial];
     init.readKeys = role === "client" ? keys.server : keys.client;
     init.writeKeys = role === "client" ? keys.client : keys.server;
 
@@ -600,7 +629,7 @@ export class Connection {
     return processed;
   }
 
-  private spaceOf(header: ProtectedHeader): Space {
+  private spaceOf(header: ProtectedHeader): Space | DiscardedSpace {
     if (header.type === "initial") return this.spaces[PnSpace.Initial];
     if (header.type === "handshake") return this.spaces[PnSpace.Handshake];
     return this.spaces[PnSpace.ApplicationData];
@@ -856,13 +885,16 @@ export class Connection {
   private onTokenAcked(t: Token): void {
     switch (t.k) {
       case "crypto":
-        this.spaces[t.space].cryptoOut.onAcked(t.offset, t.length, false);
+      case "ack": {
+        // A discarded space's packets were dropped from recovery (RFC 9002 §6.4): none come back.
+        const space = this.spaces[t.space];
+        if (space.discarded) return;
+        if (t.k === "crypto") space.cryptoOut.onAcked(t.offset, t.length, false);
+        else space.acks.onAckOfAckReceived(t.largest);
         return;
+      }
       case "stream":
         this.streams.onStreamFrameAcked(t.id, t.offset, t.length, t.fin);
-        return;
-      case "ack":
-        this.spaces[t.space].acks.onAckOfAckReceived(t.largest);
         return;
       case "control":
         this.streams.onControlFrameAcked(t.frame);
@@ -924,12 +956,15 @@ export class Connection {
     }
     for (let out = this.tls.pollOutput(); out; out = this.tls.pollOutput()) {
       const space =
-        out.level === "initial"
-          ? PnSpace.Initial
-          : out.level === "handshake"
-            ? PnSpace.Handshake
-            : PnSpace.ApplicationData;
-      this.spaces[space].cryptoOut.write(out.data);
+        this.spaces[
+          out.level === "initial"
+            ? PnSpace.Initial
+            : out.level === "handshake"
+              ? PnSpace.Handshake
+              : PnSpace.ApplicationData
+        ];
+      // Bytes for a discarded level could never be sent (no keys): they are dropped.
+      if (!space.discarded) space.cryptoOut.write(out.data);
     }
     for (let ev = this.tls.pollEvent(); ev; ev = this.tls.pollEvent()) this.onTlsEvent(now, ev);
   }
@@ -949,6 +984,8 @@ export class Connection {
           ev.secret,
         );
         const space = this.spaces[ev.level === "handshake" ? PnSpace.Handshake : PnSpace.ApplicationData];
+        // Handshake secrets come before Handshake keys can be discarded (RFC 9001 §4.9.2).
+        if (space.discarded) return;
         if (ev.direction === "read") space.readKeys = keys;
         else space.writeKeys = keys;
         // RFC 9001 §4.9.3: a client discards 0-RTT keys once it has 1-RTT keys.
@@ -1132,7 +1169,8 @@ export class Connection {
 
   private onRetry(now: number, datagram: Uint8Array, header: RetryHeader): void {
     // RFC 9000 §17.2.5.2: a client accepts one Retry, before any other packet from the server.
-    if (this.role !== "client" || this.receivedFromPeer || this.retryScid) return;
+    const init = this.spaces[PnSpace.Initial];
+    if (this.role !== "client" || this.receivedFromPeer || this.retryScid || init.discarded) return;
     if (header.version !== this.version || header.token.length === 0) return;
     if (bytesEqual(header.scid, this.originalDcid)) return;
     if (
@@ -1149,7 +1187,6 @@ export class Connection {
     this.peerCids.replaceInitial(this.retryScid);
     // New Initial keys from the Retry's SCID (RFC 9001 §5.2); resend the ClientHello.
     const keys = initialKeys(this.config.provider, this.version, this.retryScid);
-    const init = this.spaces[PnSpace.Initial];
     init.readKeys = keys.server;
     init.writeKeys = keys.client;
     for (const { packets } of this.loss.onRetry()) this.onLost(packets);
@@ -1178,13 +1215,9 @@ export class Connection {
     this.events.push({ type: "handshake_confirmed" });
   }
 
-  private discardSpace(now: number, id: PnSpace): void {
-    const space = this.spaces[id];
-    if (space.discarded) return;
-    space.discarded = true;
-    space.readKeys = undefined;
-    space.writeKeys = undefined;
-    space.probes = 0;
+  private discardSpace(now: number, id: typeof PnSpace.Initial | typeof PnSpace.Handshake): void {
+    if (this.spaces[id].discarded) return;
+    this.spaces[id] = DISCARDED_SPACES[id];
     this.loss.discardSpace(id, now);
   }
 
@@ -1539,13 +1572,13 @@ export class Connection {
 
   /** Bytes left in the packet being built. */
   private room(): number {
-    return this.payloadLimit - this.scratch.pos;
+    return this.payloadLimit - SCRATCH.pos;
   }
 
   /** Appends `f` to the packet being built if it fits. */
   private put(f: Frame): boolean {
     if (frameSize(f) > this.room()) return false;
-    encodeFrame(this.scratch, f);
+    encodeFrame(SCRATCH, f);
     return true;
   }
 
@@ -1586,7 +1619,7 @@ export class Connection {
     const maxPayload = limit - at - headerLen - AEAD_TAG_LENGTH;
     if (maxPayload < 24) return undefined;
 
-    const w = this.scratch;
+    const w = SCRATCH;
     w.pos = 0;
     const tokens: Token[] = [];
     let ackEliciting = false;
@@ -1845,7 +1878,7 @@ export class Connection {
           reason: "",
         };
       }
-      const w = this.scratch;
+      const w = SCRATCH;
       w.pos = 0;
       encodeFrame(w, frame);
       const payload = w.finish().slice();
