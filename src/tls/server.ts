@@ -140,6 +140,18 @@ export const EARLY_DATA_WINDOW_MS = 10_000;
 /** Hash of each cipher suite, by code point. */
 const CIPHER_SUITE_HASH = new Map(Object.values(CIPHER_SUITES).map((s) => [s.code, s.hash]));
 
+/** The default suites, and the default schemes by key kind: shared, not copied per connection. */
+const DEFAULT_SUITES: readonly CipherSuite[] = DEFAULT_CIPHER_SUITES.map((n) => CIPHER_SUITES[n]);
+const defaultSchemes = new Map<PrivateKey["kind"], readonly SignatureScheme[]>();
+function defaultSchemesFor(kind: PrivateKey["kind"]): readonly SignatureScheme[] {
+  let s = defaultSchemes.get(kind);
+  if (!s) {
+    s = DEFAULT_SERVER_SIGNATURE_SCHEMES.filter((x) => schemeMatchesKey(x, kind));
+    defaultSchemes.set(kind, s);
+  }
+  return s;
+}
+
 /** At most this many offered identities are tried (each costs an AEAD open). */
 const MAX_PSK_IDENTITIES_TRIED = 4;
 
@@ -148,7 +160,7 @@ const MAX_PSK_IDENTITIES_TRIED = 4;
  * `pollOutput()` (bytes to send at a level) and `pollEvent()`.
  */
 export class TlsServer extends HandshakeCore {
-  private readonly config: TlsServerConfig;
+  private config: TlsServerConfig;
   private readonly provider: CryptoProvider;
   private readonly quic: boolean;
   private readonly suites: readonly CipherSuite[];
@@ -176,11 +188,11 @@ export class TlsServer extends HandshakeCore {
     this.config = config;
     this.provider = config.provider;
     this.quic = config.quic !== false;
-    this.suites = (config.cipherSuites ?? DEFAULT_CIPHER_SUITES).map((n) => CIPHER_SUITES[n]);
+    this.suites = config.cipherSuites?.map((n) => CIPHER_SUITES[n]) ?? DEFAULT_SUITES;
     this.groups = config.groups ?? DEFAULT_GROUPS;
-    this.schemes = (config.signatureSchemes ?? DEFAULT_SERVER_SIGNATURE_SCHEMES).filter((s) =>
-      schemeMatchesKey(s, config.privateKey.kind),
-    );
+    this.schemes = config.signatureSchemes
+      ? config.signatureSchemes.filter((s) => schemeMatchesKey(s, config.privateKey.kind))
+      : defaultSchemesFor(config.privateKey.kind);
     if (config.certificateChain.length === 0) throw new RangeError("TlsServer: empty certificate chain");
     if (this.schemes.length === 0) {
       throw new RangeError(
@@ -637,7 +649,18 @@ export class TlsServer extends HandshakeCore {
     const count = this.config.ticketCount ?? 1;
     for (let i = 0; i < count; i++) this.issueTicket();
     // What only the handshake needed goes (memory per idle connection); tickets and the exporter
-    // use `negotiated`, the resumption and exporter secrets, which stay.
+    // use the suite, ALPN and server name of `negotiated`, the resumption and exporter secrets
+    // and the ticket settings of `config`, which stay.
+    this.negotiated = {
+      suite: n.suite,
+      scheme: n.scheme,
+      group: n.group,
+      clientShare: undefined,
+      alpn: n.alpn,
+      transportParameters: undefined,
+      serverName: n.serverName,
+    };
+    this.config = { ...this.config, transportParameters: undefined };
     this.transcript.release();
     this.random = this.clientHello1?.random;
     this.clientHello1 = undefined;
