@@ -187,6 +187,41 @@ function earlyDataLimits(p: TransportParameters): Uint8Array {
   return w.finish();
 }
 
+/**
+ * Server TLS settings for 0-RTT (RFC 9001 §4.6.1): tickets allow it (max_early_data_size must
+ * be 0xffffffff in QUIC), carry the limits the client will assume, and a ticket's early data is
+ * accepted only if those limits still hold (RFC 9000 §7.4.1: the server must not reduce them).
+ */
+function earlyDataServerConfig(local: TransportParameters): {
+  maxEarlyDataSize: number;
+  ticketAppData: Uint8Array;
+  acceptEarlyData: (appData: Uint8Array) => boolean;
+} {
+  const limits = earlyDataLimits(local);
+  return {
+    maxEarlyDataSize: 0xffffffff,
+    ticketAppData: limits,
+    acceptEarlyData: (appData) => bytesEqual(appData, limits),
+  };
+}
+
+/**
+ * The resolved settings of a config object, shared by every connection made from it (an
+ * endpoint reuses one config for all the connections it accepts): a copy each was ~170 bytes.
+ */
+const settingsCache = new WeakMap<ConnectionConfig, Readonly<TransportSettings>>();
+function settingsOf(config: ConnectionConfig): Readonly<TransportSettings> {
+  let s = settingsCache.get(config);
+  if (!s) {
+    s = Object.freeze(resolveSettings(config));
+    settingsCache.set(config, s);
+  }
+  return s;
+}
+
+/** The Retry token of a client that got none, and every server's: empty. */
+const EMPTY_TOKEN = new Uint8Array(0);
+
 const PACKET_TYPE_OF_SPACE: Readonly<Record<PnSpace, PacketType>> = {
   [PnSpace.Initial]: "initial",
   [PnSpace.Handshake]: "handshake",
@@ -257,7 +292,8 @@ export class Connection {
   readonly role: "client" | "server";
   /** The peer's address, as the owner names it (opaque here). */
   remote: string;
-  readonly settings: TransportSettings;
+  /** Shared by the connections of one config object: never modified. */
+  readonly settings: Readonly<TransportSettings>;
   version: number;
 
   private state: State = "handshake";
@@ -277,14 +313,13 @@ export class Connection {
   /** Our Source Connection ID in the handshake. */
   private readonly initialScid: Uint8Array;
   /** Client: the Retry token to echo in Initials; the SCID of the Retry (§7.3). */
-  private retryToken: Uint8Array = new Uint8Array(0);
+  private retryToken: Uint8Array = EMPTY_TOKEN;
   private retryScid: Uint8Array | undefined;
   /** Client: whether we have processed any packet from the server. */
   private receivedFromPeer = false;
   /** Client: the server's SCID from its first Initial (checked against initial_source_connection_id). */
   private peerInitialScid: Uint8Array | undefined;
 
-  private readonly localParams: TransportParameters;
   private peerParams: TransportParameters | undefined;
   private maxDatagramSize = 1200;
   /**
@@ -359,12 +394,13 @@ export class Connection {
     originalDcid: Uint8Array,
     resetTokenFor: (cid: Uint8Array) => Uint8Array,
     retry?: { originalDcid: Uint8Array; retryScid: Uint8Array },
+    version = config.version ?? DEFAULT_VERSION,
   ) {
     this.role = role;
     this.config = config;
     this.remote = remote;
-    this.settings = resolveSettings(config);
-    this.version = config.version ?? DEFAULT_VERSION;
+    this.settings = settingsOf(config);
+    this.version = version;
     this.originalDcid = originalDcid;
     this.initialScid = scid;
     this.addressValidated = role === "client";
@@ -381,23 +417,31 @@ export class Connection {
     this.localCids.initial(scid);
     this.peerCids = new PeerCids(dcid, s.activeConnectionIdLimit);
 
-    this.localParams = localTransportParameters(s);
-    this.localParams.initialSourceConnectionId = scid;
+    const localParams = localTransportParameters(s);
+    localParams.initialSourceConnectionId = scid;
     if (role === "server") {
-      this.localParams.originalDestinationConnectionId = originalDcid;
-      this.localParams.statelessResetToken = resetTokenFor(scid);
+      localParams.originalDestinationConnectionId = originalDcid;
+      localParams.statelessResetToken = resetTokenFor(scid);
       if (retry) {
         // RFC 9000 §7.3: after a Retry, original_destination_connection_id is the DCID of the
         // first Initial and retry_source_connection_id the SCID of the Retry. The Retry token
         // validated the client's address (§8.1.2).
-        this.localParams.originalDestinationConnectionId = retry.originalDcid;
-        this.localParams.retrySourceConnectionId = retry.retryScid;
+        localParams.originalDestinationConnectionId = retry.originalDcid;
+        localParams.retrySourceConnectionId = retry.retryScid;
         this.addressValidated = true;
       }
     }
     this.streams = new StreamManager({
       role,
-      local: this.localParams,
+      // Only the stream limits: the whole parameter set is not kept for the connection's life.
+      local: {
+        initialMaxData: localParams.initialMaxData,
+        initialMaxStreamDataBidiLocal: localParams.initialMaxStreamDataBidiLocal,
+        initialMaxStreamDataBidiRemote: localParams.initialMaxStreamDataBidiRemote,
+        initialMaxStreamDataUni: localParams.initialMaxStreamDataUni,
+        initialMaxStreamsBidi: localParams.initialMaxStreamsBidi,
+        initialMaxStreamsUni: localParams.initialMaxStreamsUni,
+      },
       maxStreamWindow: s.maxStreamWindow,
       maxConnectionWindow: s.maxConnectionWindow,
       sendBufferSize: s.streamSendBuffer,
@@ -421,7 +465,7 @@ export class Connection {
         alpn: [...config.alpn],
         serverName: config.serverName,
         verifier: verifier as PeerVerifier | "insecure-skip-verification",
-        transportParameters: encodeTransportParameters(this.localParams),
+        transportParameters: encodeTransportParameters(localParams),
         cipherSuites: config.cipherSuites ? [...config.cipherSuites] : undefined,
         sessionTicket: config.sessionTicket,
         earlyData: config.earlyData === true,
@@ -437,30 +481,12 @@ export class Connection {
         certificateChain: [...config.certificateChain],
         privateKey: config.privateKey as PrivateKey,
         ticketKeys: config.ticketKeys,
-        transportParameters: encodeTransportParameters(this.localParams),
+        transportParameters: encodeTransportParameters(localParams),
         cipherSuites: config.cipherSuites ? [...config.cipherSuites] : undefined,
-        ...(config.earlyData ? this.earlyDataServerConfig() : {}),
+        ...(config.earlyData ? earlyDataServerConfig(localParams) : {}),
       });
     }
     this.armIdle(now);
-  }
-
-  /**
-   * Server TLS settings for 0-RTT (RFC 9001 §4.6.1): tickets allow it (max_early_data_size must
-   * be 0xffffffff in QUIC), carry the limits the client will assume, and a ticket's early data is
-   * accepted only if those limits still hold (RFC 9000 §7.4.1: the server must not reduce them).
-   */
-  private earlyDataServerConfig(): {
-    maxEarlyDataSize: number;
-    ticketAppData: Uint8Array;
-    acceptEarlyData: (appData: Uint8Array) => boolean;
-  } {
-    const limits = earlyDataLimits(this.localParams);
-    return {
-      maxEarlyDataSize: 0xffffffff,
-      ticketAppData: limits,
-      acceptEarlyData: (appData) => bytesEqual(appData, limits),
-    };
   }
 
   /**
@@ -492,7 +518,7 @@ export class Connection {
   ): Connection {
     return new Connection(
       "server",
-      { ...config, version: header.version },
+      config,
       remote,
       now,
       header.scid.slice(),
@@ -500,6 +526,7 @@ export class Connection {
       header.dcid.slice(),
       resetTokenFor,
       retry,
+      header.version,
     );
   }
 
