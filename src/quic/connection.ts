@@ -306,7 +306,7 @@ export class Connection {
   readonly streams: StreamManager;
   readonly localCids: LocalCids;
   private peerCids: PeerCids;
-  private readonly events: ConnectionEvent[] = [];
+  private events: ConnectionEvent[] = [];
 
   /** The Destination Connection ID of the client's first Initial (keys, and §7.3 checks). */
   readonly originalDcid: Uint8Array;
@@ -402,7 +402,6 @@ export class Connection {
     this.settings = settingsOf(config);
     this.version = version;
     this.originalDcid = originalDcid;
-    this.initialScid = scid;
     this.addressValidated = role === "client";
     const s = this.settings;
     const init = new Space(PnSpace.Initial, s.maxAckDelay);
@@ -414,7 +413,8 @@ export class Connection {
     this.loss = new LossDetector<Token>({ isServer: role === "server" });
     this.pacer = new Pacer(1200);
     this.localCids = new LocalCids(s.cidLength, config.rng, resetTokenFor);
-    this.localCids.initial(scid);
+    // One copy of our handshake CID: the one the CID table keeps.
+    this.initialScid = this.localCids.initial(scid).cid;
     this.peerCids = new PeerCids(dcid, s.activeConnectionIdLimit);
 
     const localParams = localTransportParameters(s);
@@ -1774,6 +1774,7 @@ export class Connection {
         if (!this.put(frame)) break;
         this.pendingNewCids.shift();
         tokens.push({ k: "new_cid", frame });
+        if (this.pendingNewCids.length === 0) this.pendingNewCids = []; // as in pollEvent
       }
     } else if (this.role === "server" && this.earlyData !== "accepted") {
       return; // no streams can exist yet: nothing for 0.5-RTT
@@ -1970,7 +1971,10 @@ export class Connection {
 
   /** The next event, or undefined. */
   pollEvent(): ConnectionEvent | undefined {
-    return this.events.shift();
+    const ev = this.events.shift();
+    // A drained queue is replaced: after shift() the array keeps its grown room for good.
+    if (ev !== undefined && this.events.length === 0) this.events = [];
+    return ev;
   }
 
   /** Opens a stream; undefined when the peer's stream limit is reached (wait for `streams_available`). */
