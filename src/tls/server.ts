@@ -661,12 +661,30 @@ export class TlsServer extends HandshakeCore {
       serverName: n.serverName,
     };
     this.config = { ...this.config, transportParameters: undefined };
+    this.releaseHandshakeLevels();
     this.transcript.release();
-    this.random = this.clientHello1?.random;
+    this.packKeptBytes(this.clientHello1?.random);
     this.clientHello1 = undefined;
     this.schedule = undefined;
     this.clientHandshakeSecret = undefined;
     this.clientApplicationSecret = undefined;
+  }
+
+  /**
+   * The client random (for key logs) and the resumption and exporter secrets live as long as the
+   * connection: copied into one buffer, as each small array of its own costs ~200 bytes.
+   */
+  private packKeptBytes(random: Uint8Array | undefined): void {
+    const res = this.resumptionSecret as Uint8Array;
+    const exp = this.exporterSecret as Uint8Array;
+    const r = random?.length ?? 0;
+    const all = new Uint8Array(r + res.length + exp.length);
+    if (random) all.set(random);
+    all.set(res, r);
+    all.set(exp, r + res.length);
+    this.random = random && all.subarray(0, r);
+    this.resumptionSecret = all.subarray(r, r + res.length);
+    this.exporterSecret = all.subarray(r + res.length);
   }
 
   /**
