@@ -65,7 +65,8 @@ export class Endpoint {
   private readonly cidLength: number;
   private readonly staticKey: Uint8Array;
   private readonly routes = new Map<string, Connection>();
-  private readonly routeKeys = new Map<Connection, Set<string>>();
+  /** Each connection's keys in `routes`: a few (at most MAX_ISSUED_CIDS + 1), so an array, not a Set. */
+  private readonly routeKeys = new Map<Connection, string[]>();
   /** The last successful route lookup (see `route`); cleared whenever `routes` changes. */
   private lastRoute: { cid: Uint8Array; conn: Connection } | undefined;
   /** Every live connection. */
@@ -350,12 +351,9 @@ export class Endpoint {
     const key = cidKey(cid);
     this.lastRoute = undefined;
     this.routes.set(key, conn);
-    let keys = this.routeKeys.get(conn);
-    if (!keys) {
-      keys = new Set();
-      this.routeKeys.set(conn, keys);
-    }
-    keys.add(key);
+    const keys = this.routeKeys.get(conn);
+    if (!keys) this.routeKeys.set(conn, [key]);
+    else if (!keys.includes(key)) keys.push(key);
   }
 
   private syncRoutes(conn: Connection): void {
@@ -365,7 +363,9 @@ export class Endpoint {
     for (const e of removed) {
       const key = cidKey(e.cid);
       if (this.routes.get(key) === conn) this.routes.delete(key);
-      this.routeKeys.get(conn)?.delete(key);
+      const keys = this.routeKeys.get(conn);
+      const i = keys?.indexOf(key) ?? -1;
+      if (keys && i >= 0) keys.splice(i, 1);
     }
   }
 
