@@ -22,7 +22,7 @@ import { MquicttError } from "../errors.js";
 import { AlertDescription, TlsAlert } from "../tls/alert.js";
 import { TlsClient } from "../tls/client.js";
 import type { EncryptionLevel, PeerVerifier, SessionTicket, TlsEvent } from "../tls/handshake-common.js";
-import { TlsServer } from "../tls/server.js";
+import { type ConnectedTlsServer, TlsServer } from "../tls/server.js";
 import type { CipherSuite } from "../tls/suites.js";
 import { bytesEqual, toHex, Writer } from "../util/bytes.js";
 import { LocalCids, PeerCids } from "./cid.js";
@@ -242,8 +242,12 @@ class Space {
   writeKeys: PacketKeys | undefined;
   nextPn = 0;
   readonly acks: AckTracker;
-  /** Incoming CRYPTO stream of this level. */
-  readonly cryptoIn = new RecvBuffer({ maxAhead: CRYPTO_BUFFER_LIMIT, frameType: 0x06 });
+  private cryptoInBuffer: RecvBuffer | undefined;
+  /** Incoming CRYPTO stream of this level; made on first use (a server's 1-RTT one never is). */
+  get cryptoIn(): RecvBuffer {
+    this.cryptoInBuffer ??= new RecvBuffer({ maxAhead: CRYPTO_BUFFER_LIMIT, frameType: 0x06 });
+    return this.cryptoInBuffer;
+  }
   /** Outgoing CRYPTO stream of this level. */
   readonly cryptoOut = new SendBuffer(Number.MAX_SAFE_INTEGER);
   /** Send probes (PTO) in this space: number of ack-eliciting packets still owed. */
@@ -298,7 +302,8 @@ export class Connection {
 
   private state: State = "handshake";
   private readonly config: ConnectionConfig;
-  private readonly tls: TlsClient | TlsServer;
+  /** A server's is replaced by its lighter `postHandshake()` form once connected (see tlsGuard). */
+  private tls: TlsClient | TlsServer | ConnectedTlsServer;
   private readonly spaces: Spaces;
   private readonly loss: LossDetector<Token>;
   private readonly pacer: Pacer;
@@ -477,8 +482,9 @@ export class Connection {
       this.tls = new TlsServer({
         provider: config.provider,
         rng: config.rng,
-        alpn: [...config.alpn],
-        certificateChain: [...config.certificateChain],
+        // Not copied: both are read-only, and one array each serves every connection.
+        alpn: config.alpn,
+        certificateChain: config.certificateChain,
         privateKey: config.privateKey as PrivateKey,
         ticketKeys: config.ticketKeys,
         transportParameters: encodeTransportParameters(localParams),
@@ -674,7 +680,9 @@ export class Connection {
     if (zeroRtt && !this.zeroRttKeys) {
       // Before the ClientHello is processed the keys may still come (RFC 9001 §5.7); after, the
       // server declined or already dropped 0-RTT, and the client will resend in 1-RTT.
-      return (this.tls as TlsServer).cipherSuite === undefined ? "deferred" : this.drop("no 0-RTT keys");
+      return (this.tls as TlsServer | ConnectedTlsServer).cipherSuite === undefined
+        ? "deferred"
+        : this.drop("no 0-RTT keys");
     }
     const readKeys = zeroRtt ? this.zeroRttKeys : space.readKeys;
     if (!readKeys) return "deferred";
@@ -994,6 +1002,9 @@ export class Connection {
       if (!space.discarded) space.cryptoOut.write(out.data);
     }
     for (let ev = this.tls.pollEvent(); ev; ev = this.tls.pollEvent()) this.onTlsEvent(now, ev);
+    // Once connected, with its tickets drained, the server's TLS only has to refuse any further
+    // handshake message: it keeps ~1 KB less for the rest of the connection in its lighter form.
+    if (this.tls instanceof TlsServer && this.tls.handshakeComplete) this.tls = this.tls.postHandshake();
   }
 
   private onTlsEvent(now: number, ev: TlsEvent): void {

@@ -248,6 +248,19 @@ export abstract class HandshakeCore {
   }
 
   /**
+   * Takes over `from`'s plumbing (reassemblers, queues, read level, latched alert), for a lighter
+   * object that carries on after the handshake in its place (TlsServer.postHandshake).
+   */
+  protected adopt(from: HandshakeCore): void {
+    this.assemblers = from.assemblers;
+    this.outputs = from.outputs;
+    this.events = from.events;
+    this.failure = from.failure;
+    this.readLevel = from.readLevel;
+    this.now = from.now;
+  }
+
+  /**
    * Once reading at the application level for good: the other levels' reassemblers go (bytes at
    * those levels are refused by `receive` before they reach one), replaced by one shared empty one.
    */

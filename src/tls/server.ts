@@ -17,6 +17,7 @@
  */
 import type { CryptoProvider, NamedGroup, PrivateKey, Rng, SignatureScheme } from "../crypto/provider.js";
 import { bytesEqual, constantTimeEqual } from "../util/bytes.js";
+import type { TlsAlert } from "./alert.js";
 import { DEFAULT_CIPHER_SUITES, DEFAULT_GROUPS } from "./client.js";
 import { type Extension, findExtension, type KeyShareEntry } from "./extensions.js";
 import {
@@ -152,6 +153,20 @@ function defaultSchemesFor(kind: PrivateKey["kind"]): readonly SignatureScheme[]
   return s;
 }
 
+/**
+ * Once connected, every handshake message from a QUIC client is refused: KeyUpdate is forbidden
+ * (RFC 9001 §6) and nothing else may come (no post-handshake authentication was asked for).
+ */
+function refuseWhenConnected(
+  msg: HandshakeMessage,
+  level: EncryptionLevel,
+  unexpected: (msg: HandshakeMessage, state: string) => TlsAlert,
+): TlsAlert {
+  if (msg.type === "key_update")
+    return alert("unexpected_message", "KeyUpdate is forbidden in QUIC (RFC 9001 §6)");
+  return unexpected(msg, `connected (at the ${level} level)`);
+}
+
 /** At most this many offered identities are tried (each costs an AEAD open). */
 const MAX_PSK_IDENTITIES_TRIED = 4;
 
@@ -258,11 +273,19 @@ export class TlsServer extends HandshakeCore {
         }
         throw this.unexpected(msg, "waiting for the client's Finished");
       case "connected":
-        if (msg.type === "key_update") {
-          throw alert("unexpected_message", "KeyUpdate is forbidden in QUIC (RFC 9001 §6)");
-        }
-        throw this.unexpected(msg, `connected (at the ${level} level)`);
+        throw refuseWhenConnected(msg, level, (m, state) => this.unexpected(m, state));
     }
+  }
+
+  /**
+   * What QUIC keeps of this server once connected and its output is drained (memory per idle
+   * connection): an object that goes on refusing handshake messages exactly as this one would.
+   * This one must not be used afterwards. Tickets were issued at completion; the exporter and
+   * `sendSessionTicket` are not available on the returned object.
+   */
+  postHandshake(): ConnectedTlsServer {
+    if (this.state !== "connected") throw new Error("postHandshake() before the handshake completed");
+    return new ConnectedTlsServer(this, (this.negotiated as Negotiated).suite);
   }
 
   /** Negotiates everything a ClientHello decides, or throws the alert that refuses it. */
@@ -736,5 +759,35 @@ export class TlsServer extends HandshakeCore {
     const n = this.negotiated;
     if (!this.exporterSecret || !n) throw new Error("exporter not available before the handshake");
     return exportKeyingMaterial(this.provider, n.suite.hash, this.exporterSecret, label, context, length);
+  }
+}
+
+/**
+ * A QUIC server's TLS after the handshake (`TlsServer.postHandshake`): the reassembler of the
+ * application level, the queues and the latched alert, without the handshake's state, config,
+ * secrets and transcript (~1 KB per idle connection).
+ */
+export class ConnectedTlsServer extends HandshakeCore {
+  constructor(
+    from: TlsServer,
+    /** The negotiated suite. */
+    readonly cipherSuite: CipherSuite,
+  ) {
+    super(0);
+    this.adopt(from);
+  }
+
+  /** Always true. */
+  get handshakeComplete(): boolean {
+    return true;
+  }
+
+  /** Not kept: key logs need it only for the handshake's secrets, all logged by now. */
+  get clientRandom(): undefined {
+    return undefined;
+  }
+
+  protected handle(msg: HandshakeMessage, _raw: RawHandshakeMessage, level: EncryptionLevel): void {
+    throw refuseWhenConnected(msg, level, (m, state) => this.unexpected(m, state));
   }
 }
