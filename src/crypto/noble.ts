@@ -67,6 +67,8 @@ function nobleAead(alg: AeadAlgorithm, key: Uint8Array): Aead {
   };
 }
 
+const HP_BLOCK = new Uint8Array(16);
+
 function nobleHeaderProtection(alg: AeadAlgorithm, hpKey: Uint8Array): HeaderProtection {
   checkAeadKey(alg, hpKey);
   if (alg === "chacha20-poly1305") {
@@ -84,9 +86,10 @@ function nobleHeaderProtection(alg: AeadAlgorithm, hpKey: Uint8Array): HeaderPro
     };
   }
   // RFC 9001 §5.4.3: mask = AES-ECB(hp_key, sample)[0..5]. The key schedule is expanded once;
-  // `encryptBlock` works in place on an aligned private 16-byte block.
+  // `encryptBlock` works in place on an aligned 16-byte block, one shared by every instance
+  // (these live as long as a connection; mask() is synchronous and copies its result out).
   const xk = aesUnsafe.expandKeyLE(hpKey);
-  const block = new Uint8Array(16);
+  const block = HP_BLOCK;
   return {
     algorithm: alg,
     mask(sample) {

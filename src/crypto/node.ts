@@ -72,61 +72,86 @@ const TAG_OPTS = { authTagLength: 16 } as const;
 // ---------------------------------------------------------------------------------------------
 // AEAD and header protection (the per-packet fast path)
 
+/**
+ * An AEAD bound to one key. A class rather than closures: a QUIC connection keeps two for its
+ * whole life (1-RTT read and write), and closures cost ~250 bytes more each (bench/idle-scale.ts).
+ */
+class NodeAead implements Aead {
+  private readonly key: KeyObject;
+
+  constructor(
+    readonly algorithm: AeadAlgorithm,
+    key: Uint8Array,
+  ) {
+    checkAeadKey(algorithm, key);
+    this.key = createSecretKey(Uint8Array.from(key));
+  }
+
+  private cipher(nonce: Uint8Array) {
+    return this.algorithm === "chacha20-poly1305"
+      ? createCipheriv("chacha20-poly1305", this.key, nonce, TAG_OPTS)
+      : createCipheriv(this.algorithm as CipherGCMTypes, this.key, nonce, TAG_OPTS);
+  }
+
+  private decipher(nonce: Uint8Array) {
+    return this.algorithm === "chacha20-poly1305"
+      ? createDecipheriv("chacha20-poly1305", this.key, nonce, TAG_OPTS)
+      : createDecipheriv(this.algorithm as CipherGCMTypes, this.key, nonce, TAG_OPTS);
+  }
+
+  seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+    checkLength(nonce, 12, "AEAD nonce");
+    const c = this.cipher(nonce);
+    c.setAAD(aad, { plaintextLength: plaintext.length });
+    const ct = c.update(plaintext);
+    c.final(); // stream ciphers: no trailing output
+    // node:crypto cannot write into a caller's buffer, so ciphertext and tag are joined with one
+    // copy into a pooled Buffer (allocUnsafe: no zero-fill; every byte is written below).
+    const out = Buffer.allocUnsafe(ct.length + 16);
+    out.set(ct);
+    out.set(c.getAuthTag(), ct.length);
+    return u8(out);
+  }
+
+  sealInto(
+    nonce: Uint8Array,
+    aad: Uint8Array,
+    plaintext: Uint8Array,
+    out: Uint8Array,
+    offset: number,
+  ): number {
+    checkLength(nonce, 12, "AEAD nonce");
+    const n = plaintext.length;
+    if (offset < 0 || offset + n + 16 > out.length) throw new RangeError("no room for the sealed output");
+    const c = this.cipher(nonce);
+    c.setAAD(aad, { plaintextLength: n });
+    // update() returns a fresh Buffer, so plaintext may be out's own bytes (sealing in place).
+    const ct = c.update(plaintext);
+    c.final();
+    out.set(ct, offset);
+    out.set(c.getAuthTag(), offset + n);
+    return n + 16;
+  }
+
+  open(nonce: Uint8Array, aad: Uint8Array, ciphertextAndTag: Uint8Array): Uint8Array | null {
+    checkLength(nonce, 12, "AEAD nonce");
+    const n = ciphertextAndTag.length - 16;
+    if (n < 0) return null;
+    const d = this.decipher(nonce);
+    d.setAuthTag(ciphertextAndTag.subarray(n));
+    d.setAAD(aad, { plaintextLength: n });
+    const pt = d.update(ciphertextAndTag.subarray(0, n));
+    try {
+      d.final(); // throws when the tag does not verify
+    } catch {
+      return null;
+    }
+    return u8(pt);
+  }
+}
+
 function nodeAead(alg: AeadAlgorithm, key: Uint8Array): Aead {
-  checkAeadKey(alg, key);
-  const k = createSecretKey(Uint8Array.from(key));
-  const cipher =
-    alg === "chacha20-poly1305"
-      ? (nonce: Uint8Array) => createCipheriv("chacha20-poly1305", k, nonce, TAG_OPTS)
-      : (nonce: Uint8Array) => createCipheriv(alg as CipherGCMTypes, k, nonce, TAG_OPTS);
-  const decipher =
-    alg === "chacha20-poly1305"
-      ? (nonce: Uint8Array) => createDecipheriv("chacha20-poly1305", k, nonce, TAG_OPTS)
-      : (nonce: Uint8Array) => createDecipheriv(alg as CipherGCMTypes, k, nonce, TAG_OPTS);
-  return {
-    algorithm: alg,
-    seal(nonce, aad, plaintext) {
-      checkLength(nonce, 12, "AEAD nonce");
-      const c = cipher(nonce);
-      c.setAAD(aad, { plaintextLength: plaintext.length });
-      const ct = c.update(plaintext);
-      c.final(); // stream ciphers: no trailing output
-      // node:crypto cannot write into a caller's buffer, so ciphertext and tag are joined with one
-      // copy into a pooled Buffer (allocUnsafe: no zero-fill; every byte is written below).
-      const out = Buffer.allocUnsafe(ct.length + 16);
-      out.set(ct);
-      out.set(c.getAuthTag(), ct.length);
-      return u8(out);
-    },
-    sealInto(nonce, aad, plaintext, out, offset) {
-      checkLength(nonce, 12, "AEAD nonce");
-      const n = plaintext.length;
-      if (offset < 0 || offset + n + 16 > out.length) throw new RangeError("no room for the sealed output");
-      const c = cipher(nonce);
-      c.setAAD(aad, { plaintextLength: n });
-      // update() returns a fresh Buffer, so plaintext may be out's own bytes (sealing in place).
-      const ct = c.update(plaintext);
-      c.final();
-      out.set(ct, offset);
-      out.set(c.getAuthTag(), offset + n);
-      return n + 16;
-    },
-    open(nonce, aad, ciphertextAndTag) {
-      checkLength(nonce, 12, "AEAD nonce");
-      const n = ciphertextAndTag.length - 16;
-      if (n < 0) return null;
-      const d = decipher(nonce);
-      d.setAuthTag(ciphertextAndTag.subarray(n));
-      d.setAAD(aad, { plaintextLength: n });
-      const pt = d.update(ciphertextAndTag.subarray(0, n));
-      try {
-        d.final(); // throws when the tag does not verify
-      } catch {
-        return null;
-      }
-      return u8(pt);
-    },
-  };
+  return new NodeAead(alg, key);
 }
 
 function nodeHeaderProtection(alg: AeadAlgorithm, hpKey: Uint8Array): HeaderProtection {

@@ -28,6 +28,9 @@ export type MqttQuicListenOptions = Omit<QuicListenOptions, "alpn" | "port"> & {
   alpn?: string[];
 };
 
+/** Errors of streams and connections reach the broker through "close"; the "error" events are ignored. */
+function ignore(): void {}
+
 /** One QUIC connection as the broker sees it. */
 export class QuicMqttTransport extends EventEmitter implements MqttTransport {
   readonly kind = "quic" as const;
@@ -41,9 +44,11 @@ export class QuicMqttTransport extends EventEmitter implements MqttTransport {
   ) {
     super();
     this.alpn = connection.alpn;
-    control.on("error", () => {});
+    control.on("error", ignore);
     connection.on("datagram", (d: Uint8Array) => this.emit("datagram", d));
-    connection.once("close", () => {
+    // `on`, not `once`: a QuicConnection emits "close" once, and once() costs a bound wrapper
+    // (~200 bytes) per connection for as long as it lives.
+    connection.on("close", () => {
       this.gone = true;
       this.emit("close");
     });
@@ -70,7 +75,7 @@ export class QuicMqttTransport extends EventEmitter implements MqttTransport {
 
   /** @internal A later client-opened stream. */
   addStream(s: QuicStream): void {
-    s.on("error", () => {});
+    s.on("error", ignore);
     this.emit("stream", s, { bidi: s.bidi, id: s.id } satisfies StreamInfo);
     // Take what already arrived into the stream's buffer now: a peer that sends DISCONNECT and
     // CONNECTION_CLOSE right after a PUBLISH on a new stream has all three processed in one batch,
@@ -100,7 +105,7 @@ export async function listenQuic(
         if (!s.bidi) {
           // The control stream must be a client bidi stream; a uni stream first is a data stream
           // that arrived early: hold it until the control stream shows up.
-          s.on("error", () => {});
+          s.on("error", ignore);
           conn.once("control", (t: QuicMqttTransport) => t.addStream(s));
           return;
         }

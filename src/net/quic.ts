@@ -804,7 +804,8 @@ export class QuicConnection extends EventEmitter {
     if (!s) {
       s = new QuicStream(this, id, bidi, local);
       this.streams.set(id, s);
-      s.once("close", () => this.streams.delete(id));
+      // `on`: a stream emits "close" once; once() would keep a bound wrapper per stream.
+      s.on("close", () => this.streams.delete(id));
     }
     return s;
   }

@@ -21,6 +21,26 @@ export interface IssuedCid {
 export const MAX_ISSUED_CIDS = 8;
 
 /**
+ * A CID with its reset token right after it in the same buffer. Only the CID has a view of its
+ * own (it is used for every packet); the token's view is made when asked for (rarely: a
+ * NEW_CONNECTION_ID frame, a possible stateless reset), as each view costs ~100 bytes and a
+ * connection keeps up to 2 x 8 of these (bench/idle-scale.ts).
+ */
+class CidEntry implements IssuedCid {
+  constructor(
+    readonly seq: number,
+    /** A view at the start of a buffer of its own: the CID, then the token when `hasToken`. */
+    readonly cid: Uint8Array,
+    private readonly hasToken: boolean,
+  ) {}
+
+  get resetToken(): Uint8Array | undefined {
+    const c = this.cid;
+    return this.hasToken ? new Uint8Array(c.buffer, c.byteOffset + c.length, 16) : undefined;
+  }
+}
+
+/**
  * A CID and its reset token copied into one small buffer of their own. What we are handed is
  * often a view into a whole decrypted packet (frame decoding does not copy) or an HMAC
  * output; keeping such views for the life of the connection would pin those buffers too. One
@@ -29,9 +49,8 @@ export const MAX_ISSUED_CIDS = 8;
 function compact(seq: number, cid: Uint8Array, resetToken?: Uint8Array): IssuedCid {
   const slab = new Uint8Array(cid.length + (resetToken ? 16 : 0));
   slab.set(cid);
-  if (!resetToken) return { seq, cid: slab };
-  slab.set(resetToken, cid.length);
-  return { seq, cid: slab.subarray(0, cid.length), resetToken: slab.subarray(cid.length) };
+  if (resetToken) slab.set(resetToken, cid.length);
+  return new CidEntry(seq, resetToken ? slab.subarray(0, cid.length) : slab, resetToken !== undefined);
 }
 
 /** Connection IDs we issued. The endpoint routes every one of them to this connection. */
@@ -65,7 +84,7 @@ export class LocalCids {
     const slab = new Uint8Array(this.cidLength + 16);
     const cid = this.rng.fill(slab.subarray(0, this.cidLength));
     slab.set(this.resetTokenFor(cid), this.cidLength);
-    const entry: IssuedCid = { seq: this.nextSeq++, cid, resetToken: slab.subarray(this.cidLength) };
+    const entry: IssuedCid = new CidEntry(this.nextSeq++, cid, true);
     this.active.set(entry.seq, entry);
     this.added.push(entry);
     return entry;

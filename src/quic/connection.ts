@@ -22,7 +22,7 @@ import { MquicttError } from "../errors.js";
 import { AlertDescription, TlsAlert } from "../tls/alert.js";
 import { TlsClient } from "../tls/client.js";
 import type { EncryptionLevel, PeerVerifier, SessionTicket, TlsEvent } from "../tls/handshake-common.js";
-import { TlsServer } from "../tls/server.js";
+import { type ConnectedTlsServer, TlsServer } from "../tls/server.js";
 import type { CipherSuite } from "../tls/suites.js";
 import { bytesEqual, toHex, Writer } from "../util/bytes.js";
 import { LocalCids, PeerCids } from "./cid.js";
@@ -213,23 +213,69 @@ function earlyDataLimits(p: TransportParameters): Uint8Array {
   return w.finish();
 }
 
+/**
+ * Server TLS settings for 0-RTT (RFC 9001 §4.6.1): tickets allow it (max_early_data_size must
+ * be 0xffffffff in QUIC), carry the limits the client will assume, and a ticket's early data is
+ * accepted only if those limits still hold (RFC 9000 §7.4.1: the server must not reduce them).
+ */
+function earlyDataServerConfig(local: TransportParameters): {
+  maxEarlyDataSize: number;
+  ticketAppData: Uint8Array;
+  acceptEarlyData: (appData: Uint8Array) => boolean;
+} {
+  const limits = earlyDataLimits(local);
+  return {
+    maxEarlyDataSize: 0xffffffff,
+    ticketAppData: limits,
+    acceptEarlyData: (appData) => bytesEqual(appData, limits),
+  };
+}
+
+/**
+ * The resolved settings of a config object, shared by every connection made from it (an
+ * endpoint reuses one config for all the connections it accepts): a copy each was ~170 bytes.
+ */
+const settingsCache = new WeakMap<ConnectionConfig, Readonly<TransportSettings>>();
+function settingsOf(config: ConnectionConfig): Readonly<TransportSettings> {
+  let s = settingsCache.get(config);
+  if (!s) {
+    s = Object.freeze(resolveSettings(config));
+    settingsCache.set(config, s);
+  }
+  return s;
+}
+
+/** The Retry token of a client that got none, and every server's: empty. */
+const EMPTY_TOKEN = new Uint8Array(0);
+
 const PACKET_TYPE_OF_SPACE: Readonly<Record<PnSpace, PacketType>> = {
   [PnSpace.Initial]: "initial",
   [PnSpace.Handshake]: "handshake",
   [PnSpace.ApplicationData]: "one_rtt",
 };
 
+/**
+ * Frames of the packet being built, shared by every connection (it was 2 KB each): the sans-IO
+ * core is synchronous and builds one packet at a time, sealing it into the datagram before
+ * `buildPacket` returns, with no callback into other code in between.
+ */
+const SCRATCH = new Writer(2048);
+
 /** Per packet-number-space state (RFC 9000 §12.3). */
 class Space {
+  readonly discarded = false;
   readKeys: PacketKeys | undefined;
   writeKeys: PacketKeys | undefined;
   nextPn = 0;
   readonly acks: AckTracker;
-  /** Incoming CRYPTO stream of this level. */
-  readonly cryptoIn = new RecvBuffer({ maxAhead: CRYPTO_BUFFER_LIMIT, frameType: 0x06 });
+  private cryptoInBuffer: RecvBuffer | undefined;
+  /** Incoming CRYPTO stream of this level; made on first use (a server's 1-RTT one never is). */
+  get cryptoIn(): RecvBuffer {
+    this.cryptoInBuffer ??= new RecvBuffer({ maxAhead: CRYPTO_BUFFER_LIMIT, frameType: 0x06 });
+    return this.cryptoInBuffer;
+  }
   /** Outgoing CRYPTO stream of this level. */
   readonly cryptoOut = new SendBuffer(Number.MAX_SAFE_INTEGER);
-  discarded = false;
   /** Send probes (PTO) in this space: number of ack-eliciting packets still owed. */
   probes = 0;
 
@@ -241,7 +287,7 @@ class Space {
   }
 
   get hasCryptoToSend(): boolean {
-    return !this.discarded && this.writeKeys !== undefined && this.cryptoOut.hasSendable();
+    return this.writeKeys !== undefined && this.cryptoOut.hasSendable();
   }
 }
 
@@ -269,6 +315,29 @@ function hostOf(address: string): string {
 }
 
 /**
+ * An Initial or Handshake space whose keys were discarded (RFC 9001 §4.9): nothing is sent,
+ * received or acknowledged in it any more (late packets are dropped, §4.9), so its buffers,
+ * ACK state and keys are let go and one shared, frozen placeholder per space takes its place.
+ */
+interface DiscardedSpace {
+  readonly discarded: true;
+  readonly id: PnSpace;
+  readonly readKeys: undefined;
+  readonly writeKeys: undefined;
+  readonly probes: 0;
+}
+
+const discardedSpace = (id: PnSpace): DiscardedSpace =>
+  Object.freeze({ discarded: true, id, readKeys: undefined, writeKeys: undefined, probes: 0 });
+const DISCARDED_SPACES: readonly DiscardedSpace[] = [
+  discardedSpace(PnSpace.Initial),
+  discardedSpace(PnSpace.Handshake),
+];
+
+/** The Application Data space is never discarded (RFC 9001 §4.9 covers Initial and Handshake). */
+type Spaces = [Space | DiscardedSpace, Space | DiscardedSpace, Space];
+
+/**
  * One QUIC connection. Create clients with `Connection.client()`; servers are created by the
  * `Endpoint` from a client's first Initial (`Connection.server()`).
  */
@@ -276,35 +345,35 @@ export class Connection {
   readonly role: "client" | "server";
   /** The peer's address, as the owner names it (opaque here). */
   remote: string;
-  readonly settings: TransportSettings;
+  /** Shared by the connections of one config object: never modified. */
+  readonly settings: Readonly<TransportSettings>;
   version: number;
 
   private state: State = "handshake";
   private readonly config: ConnectionConfig;
-  private readonly tls: TlsClient | TlsServer;
-  private readonly spaces: [Space, Space, Space];
+  /** A server's is replaced by its lighter `postHandshake()` form once connected (see tlsGuard). */
+  private tls: TlsClient | TlsServer | ConnectedTlsServer;
+  private readonly spaces: Spaces;
   private readonly loss: LossDetector<Token>;
   private readonly pacer: Pacer;
   private readonly timers = new TimerTable();
   readonly streams: StreamManager;
   readonly localCids: LocalCids;
   private peerCids: PeerCids;
-  private readonly events: ConnectionEvent[] = [];
-  private readonly scratch = new Writer(2048);
+  private events: ConnectionEvent[] = [];
 
   /** The Destination Connection ID of the client's first Initial (keys, and §7.3 checks). */
   readonly originalDcid: Uint8Array;
   /** Our Source Connection ID in the handshake. */
   private readonly initialScid: Uint8Array;
   /** Client: the Retry token to echo in Initials; the SCID of the Retry (§7.3). */
-  private retryToken: Uint8Array = new Uint8Array(0);
+  private retryToken: Uint8Array = EMPTY_TOKEN;
   private retryScid: Uint8Array | undefined;
   /** Client: whether we have processed any packet from the server. */
   private receivedFromPeer = false;
   /** Client: the server's SCID from its first Initial (checked against initial_source_connection_id). */
   private peerInitialScid: Uint8Array | undefined;
 
-  private readonly localParams: TransportParameters;
   private peerParams: TransportParameters | undefined;
   private maxDatagramSize = 1200;
   /**
@@ -401,51 +470,60 @@ export class Connection {
     originalDcid: Uint8Array,
     resetTokenFor: (cid: Uint8Array) => Uint8Array,
     retry?: { originalDcid: Uint8Array; retryScid: Uint8Array },
+    version = config.version ?? DEFAULT_VERSION,
   ) {
     this.role = role;
     this.config = config;
     this.remote = remote;
-    this.settings = resolveSettings(config);
-    this.version = config.version ?? DEFAULT_VERSION;
+    this.settings = settingsOf(config);
+    this.version = version;
     this.originalDcid = originalDcid;
-    this.initialScid = scid;
     this.addressValidated = role === "client";
     const s = this.settings;
+    const init = new Space(PnSpace.Initial, s.maxAckDelay);
     this.spaces = [
-      new Space(PnSpace.Initial, s.maxAckDelay),
+      init,
       new Space(PnSpace.Handshake, s.maxAckDelay),
       new Space(PnSpace.ApplicationData, s.maxAckDelay),
     ];
     this.loss = new LossDetector<Token>({ isServer: role === "server" });
     this.pacer = new Pacer(1200);
     this.localCids = new LocalCids(s.cidLength, config.rng, resetTokenFor);
-    this.localCids.initial(scid);
+    // One copy of our handshake CID: the one the CID table keeps.
+    this.initialScid = this.localCids.initial(scid).cid;
     this.peerCids = new PeerCids(dcid, s.activeConnectionIdLimit);
 
-    this.localParams = localTransportParameters(s, role);
-    this.localParams.initialSourceConnectionId = scid;
+    const localParams = localTransportParameters(s, role);
+    localParams.initialSourceConnectionId = scid;
     if (role === "server") {
-      this.localParams.originalDestinationConnectionId = originalDcid;
-      this.localParams.statelessResetToken = resetTokenFor(scid);
+      localParams.originalDestinationConnectionId = originalDcid;
+      localParams.statelessResetToken = resetTokenFor(scid);
       if (retry) {
         // RFC 9000 §7.3: after a Retry, original_destination_connection_id is the DCID of the
         // first Initial and retry_source_connection_id the SCID of the Retry. The Retry token
         // validated the client's address (§8.1.2).
-        this.localParams.originalDestinationConnectionId = retry.originalDcid;
-        this.localParams.retrySourceConnectionId = retry.retryScid;
+        localParams.originalDestinationConnectionId = retry.originalDcid;
+        localParams.retrySourceConnectionId = retry.retryScid;
         this.addressValidated = true;
       }
     }
     this.streams = new StreamManager({
       role,
-      local: this.localParams,
+      // Only the stream limits: the whole parameter set is not kept for the connection's life.
+      local: {
+        initialMaxData: localParams.initialMaxData,
+        initialMaxStreamDataBidiLocal: localParams.initialMaxStreamDataBidiLocal,
+        initialMaxStreamDataBidiRemote: localParams.initialMaxStreamDataBidiRemote,
+        initialMaxStreamDataUni: localParams.initialMaxStreamDataUni,
+        initialMaxStreamsBidi: localParams.initialMaxStreamsBidi,
+        initialMaxStreamsUni: localParams.initialMaxStreamsUni,
+      },
       maxStreamWindow: s.maxStreamWindow,
       maxConnectionWindow: s.maxConnectionWindow,
       sendBufferSize: s.streamSendBuffer,
     });
 
     const keys = initialKeys(config.provider, this.version, originalDcid);
-    const init = this.spaces[PnSpace.Initial];
     init.readKeys = role === "client" ? keys.server : keys.client;
     init.writeKeys = role === "client" ? keys.client : keys.server;
 
@@ -463,7 +541,7 @@ export class Connection {
         alpn: [...config.alpn],
         serverName: config.serverName,
         verifier: verifier as PeerVerifier | "insecure-skip-verification",
-        transportParameters: encodeTransportParameters(this.localParams),
+        transportParameters: encodeTransportParameters(localParams),
         cipherSuites: config.cipherSuites ? [...config.cipherSuites] : undefined,
         sessionTicket: config.sessionTicket,
         earlyData: config.earlyData === true,
@@ -475,34 +553,17 @@ export class Connection {
       this.tls = new TlsServer({
         provider: config.provider,
         rng: config.rng,
-        alpn: [...config.alpn],
-        certificateChain: [...config.certificateChain],
+        // Not copied: both are read-only, and one array each serves every connection.
+        alpn: config.alpn,
+        certificateChain: config.certificateChain,
         privateKey: config.privateKey as PrivateKey,
         ticketKeys: config.ticketKeys,
-        transportParameters: encodeTransportParameters(this.localParams),
+        transportParameters: encodeTransportParameters(localParams),
         cipherSuites: config.cipherSuites ? [...config.cipherSuites] : undefined,
-        ...(config.earlyData ? this.earlyDataServerConfig() : {}),
+        ...(config.earlyData ? earlyDataServerConfig(localParams) : {}),
       });
     }
     this.armIdle(now);
-  }
-
-  /**
-   * Server TLS settings for 0-RTT (RFC 9001 §4.6.1): tickets allow it (max_early_data_size must
-   * be 0xffffffff in QUIC), carry the limits the client will assume, and a ticket's early data is
-   * accepted only if those limits still hold (RFC 9000 §7.4.1: the server must not reduce them).
-   */
-  private earlyDataServerConfig(): {
-    maxEarlyDataSize: number;
-    ticketAppData: Uint8Array;
-    acceptEarlyData: (appData: Uint8Array) => boolean;
-  } {
-    const limits = earlyDataLimits(this.localParams);
-    return {
-      maxEarlyDataSize: 0xffffffff,
-      ticketAppData: limits,
-      acceptEarlyData: (appData) => bytesEqual(appData, limits),
-    };
   }
 
   /**
@@ -534,7 +595,7 @@ export class Connection {
   ): Connection {
     return new Connection(
       "server",
-      { ...config, version: header.version },
+      config,
       remote,
       now,
       header.scid.slice(),
@@ -542,6 +603,7 @@ export class Connection {
       header.dcid.slice(),
       resetTokenFor,
       retry,
+      header.version,
     );
   }
 
@@ -694,7 +756,7 @@ export class Connection {
     return processed;
   }
 
-  private spaceOf(header: ProtectedHeader): Space {
+  private spaceOf(header: ProtectedHeader): Space | DiscardedSpace {
     if (header.type === "initial") return this.spaces[PnSpace.Initial];
     if (header.type === "handshake") return this.spaces[PnSpace.Handshake];
     return this.spaces[PnSpace.ApplicationData];
@@ -712,7 +774,9 @@ export class Connection {
     if (zeroRtt && !this.zeroRttKeys) {
       // Before the ClientHello is processed the keys may still come (RFC 9001 §5.7); after, the
       // server declined or already dropped 0-RTT, and the client will resend in 1-RTT.
-      return (this.tls as TlsServer).cipherSuite === undefined ? "deferred" : this.drop("no 0-RTT keys");
+      return (this.tls as TlsServer | ConnectedTlsServer).cipherSuite === undefined
+        ? "deferred"
+        : this.drop("no 0-RTT keys");
     }
     const readKeys = zeroRtt ? this.zeroRttKeys : space.readKeys;
     if (!readKeys) return "deferred";
@@ -977,13 +1041,16 @@ export class Connection {
   private onTokenAcked(t: Token): void {
     switch (t.k) {
       case "crypto":
-        this.spaces[t.space].cryptoOut.onAcked(t.offset, t.length, false);
+      case "ack": {
+        // A discarded space's packets were dropped from recovery (RFC 9002 §6.4): none come back.
+        const space = this.spaces[t.space];
+        if (space.discarded) return;
+        if (t.k === "crypto") space.cryptoOut.onAcked(t.offset, t.length, false);
+        else space.acks.onAckOfAckReceived(t.largest);
         return;
+      }
       case "stream":
         this.streams.onStreamFrameAcked(t.id, t.offset, t.length, t.fin);
-        return;
-      case "ack":
-        this.spaces[t.space].acks.onAckOfAckReceived(t.largest);
         return;
       case "control":
         this.streams.onControlFrameAcked(t.frame);
@@ -1045,14 +1112,20 @@ export class Connection {
     }
     for (let out = this.tls.pollOutput(); out; out = this.tls.pollOutput()) {
       const space =
-        out.level === "initial"
-          ? PnSpace.Initial
-          : out.level === "handshake"
-            ? PnSpace.Handshake
-            : PnSpace.ApplicationData;
-      this.spaces[space].cryptoOut.write(out.data);
+        this.spaces[
+          out.level === "initial"
+            ? PnSpace.Initial
+            : out.level === "handshake"
+              ? PnSpace.Handshake
+              : PnSpace.ApplicationData
+        ];
+      // Bytes for a discarded level could never be sent (no keys): they are dropped.
+      if (!space.discarded) space.cryptoOut.write(out.data);
     }
     for (let ev = this.tls.pollEvent(); ev; ev = this.tls.pollEvent()) this.onTlsEvent(now, ev);
+    // Once connected, with its tickets drained, the server's TLS only has to refuse any further
+    // handshake message: it keeps ~1 KB less for the rest of the connection in its lighter form.
+    if (this.tls instanceof TlsServer && this.tls.handshakeComplete) this.tls = this.tls.postHandshake();
   }
 
   private onTlsEvent(now: number, ev: TlsEvent): void {
@@ -1070,6 +1143,8 @@ export class Connection {
           ev.secret,
         );
         const space = this.spaces[ev.level === "handshake" ? PnSpace.Handshake : PnSpace.ApplicationData];
+        // Handshake secrets come before Handshake keys can be discarded (RFC 9001 §4.9.2).
+        if (space.discarded) return;
         if (ev.direction === "read") space.readKeys = keys;
         else space.writeKeys = keys;
         // RFC 9001 §4.9.3: a client discards 0-RTT keys once it has 1-RTT keys.
@@ -1253,7 +1328,8 @@ export class Connection {
 
   private onRetry(now: number, datagram: Uint8Array, header: RetryHeader): void {
     // RFC 9000 §17.2.5.2: a client accepts one Retry, before any other packet from the server.
-    if (this.role !== "client" || this.receivedFromPeer || this.retryScid) return;
+    const init = this.spaces[PnSpace.Initial];
+    if (this.role !== "client" || this.receivedFromPeer || this.retryScid || init.discarded) return;
     if (header.version !== this.version || header.token.length === 0) return;
     if (bytesEqual(header.scid, this.originalDcid)) return;
     if (
@@ -1270,7 +1346,6 @@ export class Connection {
     this.peerCids.replaceInitial(this.retryScid);
     // New Initial keys from the Retry's SCID (RFC 9001 §5.2); resend the ClientHello.
     const keys = initialKeys(this.config.provider, this.version, this.retryScid);
-    const init = this.spaces[PnSpace.Initial];
     init.readKeys = keys.server;
     init.writeKeys = keys.client;
     for (const { packets } of this.loss.onRetry()) this.onLost(packets);
@@ -1304,13 +1379,9 @@ export class Connection {
     this.events.push({ type: "handshake_confirmed" });
   }
 
-  private discardSpace(now: number, id: PnSpace): void {
-    const space = this.spaces[id];
-    if (space.discarded) return;
-    space.discarded = true;
-    space.readKeys = undefined;
-    space.writeKeys = undefined;
-    space.probes = 0;
+  private discardSpace(now: number, id: typeof PnSpace.Initial | typeof PnSpace.Handshake): void {
+    if (this.spaces[id].discarded) return;
+    this.spaces[id] = DISCARDED_SPACES[id];
     this.loss.discardSpace(id, now);
   }
 
@@ -1901,13 +1972,13 @@ export class Connection {
 
   /** Bytes left in the packet being built. */
   private room(): number {
-    return this.payloadLimit - this.scratch.pos;
+    return this.payloadLimit - SCRATCH.pos;
   }
 
   /** Appends `f` to the packet being built if it fits. */
   private put(f: Frame): boolean {
     if (frameSize(f) > this.room()) return false;
-    encodeFrame(this.scratch, f);
+    encodeFrame(SCRATCH, f);
     return true;
   }
 
@@ -1948,7 +2019,7 @@ export class Connection {
     const maxPayload = limit - at - headerLen - AEAD_TAG_LENGTH;
     if (maxPayload < 24) return undefined;
 
-    const w = this.scratch;
+    const w = SCRATCH;
     w.pos = 0;
     const tokens: Token[] = [];
     let ackEliciting = false;
@@ -2079,6 +2150,7 @@ export class Connection {
         if (!this.put(frame)) break;
         this.pendingNewCids.shift();
         tokens.push({ k: "new_cid", frame });
+        if (this.pendingNewCids.length === 0) this.pendingNewCids = []; // as in pollEvent
       }
     } else if (this.role === "server" && this.earlyData !== "accepted") {
       return; // no streams can exist yet: nothing for 0.5-RTT
@@ -2210,7 +2282,7 @@ export class Connection {
           reason: "",
         };
       }
-      const w = this.scratch;
+      const w = SCRATCH;
       w.pos = 0;
       encodeFrame(w, frame);
       const payload = w.finish().slice();
@@ -2275,7 +2347,10 @@ export class Connection {
 
   /** The next event, or undefined. */
   pollEvent(): ConnectionEvent | undefined {
-    return this.events.shift();
+    const ev = this.events.shift();
+    // A drained queue is replaced: after shift() the array keeps its grown room for good.
+    if (ev !== undefined && this.events.length === 0) this.events = [];
+    return ev;
   }
 
   /** Opens a stream; undefined when the peer's stream limit is reached (wait for `streams_available`). */

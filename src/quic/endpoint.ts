@@ -71,7 +71,8 @@ export class Endpoint {
   private readonly cidLength: number;
   private readonly staticKey: Uint8Array;
   private readonly routes = new Map<string, Connection>();
-  private readonly routeKeys = new Map<Connection, Set<string>>();
+  /** Each connection's keys in `routes`: a few (at most MAX_ISSUED_CIDS + 1), so an array, not a Set. */
+  private readonly routeKeys = new Map<Connection, string[]>();
   /** The last successful route lookup (see `route`); cleared whenever `routes` changes. */
   private lastRoute: { cid: Uint8Array; conn: Connection } | undefined;
   /** Every live connection. */
@@ -90,6 +91,10 @@ export class Endpoint {
   private tokenAeadValue: Aead | undefined;
   /** One session-ticket key for every connection of this endpoint (RFC 8446 §4.6.1). */
   private ticketKeysValue: TicketKeys | undefined;
+  /** See `serverConnectionConfig`. */
+  private serverConfig: { from: ServerConfig; byPathMax: Map<number, ConnectionConfig> } | undefined;
+  /** Stateless reset tokens of our connection IDs, one function for all connections. */
+  private readonly resetTokenFor = (cid: Uint8Array): Uint8Array => this.resetToken(cid);
 
   constructor(config: EndpointConfig) {
     this.config = config;
@@ -261,18 +266,12 @@ export class Endpoint {
     }
     const scid = this.config.rng.fill(new Uint8Array(this.cidLength));
     const conn = Connection.server(
-      {
-        ...server,
-        provider: this.config.provider,
-        rng: this.config.rng,
-        ticketKeys: this.ticketKeys,
-        transport: this.transportFor(from, server.transport),
-      },
+      this.serverConnectionConfig(server, from),
       from,
       now,
       header as LongHeader,
       scid,
-      (cid) => this.resetToken(cid),
+      this.resetTokenFor,
       retry,
     );
     this.adopt(conn);
@@ -281,6 +280,30 @@ export class Endpoint {
     this.events.push({ type: "accepted", connection: conn });
     conn.receive(now, datagram);
     this.afterConnection(conn);
+  }
+
+  /**
+   * The config of the connections we accept, derived once from `server` (per path datagram
+   * ceiling) and shared by them (with the settings the connection resolves from it): a copy each
+   * cost ~0.6 KB per connection.
+   */
+  private serverConnectionConfig(server: ServerConfig, from: string): ConnectionConfig {
+    if (this.serverConfig?.from !== server) this.serverConfig = { from: server, byPathMax: new Map() };
+    // One config per datagram-size ceiling of the path (loopback or not; see transportFor).
+    const transport = this.transportFor(from, server.transport);
+    const key = transport?.maxUdpPayloadSize ?? 0;
+    let config = this.serverConfig.byPathMax.get(key);
+    if (config === undefined) {
+      config = {
+        ...server,
+        provider: this.config.provider,
+        rng: this.config.rng,
+        ticketKeys: this.ticketKeys,
+        transport,
+      };
+      this.serverConfig.byPathMax.set(key, config);
+    }
+    return config;
   }
 
   private sendRetry(now: number, from: string, header: LongHeader): void {
@@ -355,12 +378,9 @@ export class Endpoint {
     const key = cidKey(cid);
     this.lastRoute = undefined;
     this.routes.set(key, conn);
-    let keys = this.routeKeys.get(conn);
-    if (!keys) {
-      keys = new Set();
-      this.routeKeys.set(conn, keys);
-    }
-    keys.add(key);
+    const keys = this.routeKeys.get(conn);
+    if (!keys) this.routeKeys.set(conn, [key]);
+    else if (!keys.includes(key)) keys.push(key);
   }
 
   private syncRoutes(conn: Connection): void {
@@ -370,7 +390,9 @@ export class Endpoint {
     for (const e of removed) {
       const key = cidKey(e.cid);
       if (this.routes.get(key) === conn) this.routes.delete(key);
-      this.routeKeys.get(conn)?.delete(key);
+      const keys = this.routeKeys.get(conn);
+      const i = keys?.indexOf(key) ?? -1;
+      if (keys && i >= 0) keys.splice(i, 1);
     }
   }
 

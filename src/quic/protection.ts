@@ -14,9 +14,9 @@
  * Buffer ownership: `protect` and `removeHeaderProtection` (hence `unprotect`) modify the packet
  * bytes in place — the caller owns the buffer and must not share it meanwhile. Returned
  * plaintexts are fresh arrays from the AEAD; the one allocation per packet the `Aead` interface
- * forces. Nonces use a scratch buffer owned by the `PacketKeys`, so one `PacketKeys` must not be
- * used by two packets concurrently (JavaScript is single-threaded; this only matters if an
- * `Aead` implementation ever became asynchronous).
+ * forces. Nonces are built in one scratch buffer shared by every `PacketKeys`, valid until the
+ * next `nonceFor` call (JavaScript is single-threaded and the AEAD consumes the nonce before it
+ * returns; this only matters if an `Aead` implementation ever became asynchronous).
  */
 import {
   type Aead,
@@ -128,6 +128,9 @@ export function nextGenerationSecret(
   );
 }
 
+/** The nonce scratch of every `PacketKeys` (see the file comment). */
+const NONCE = new Uint8Array(IV_LENGTH);
+
 /**
  * Ready-to-use packet protection for one direction and one key phase: the provider's `Aead` and
  * `HeaderProtection` instances, created once and reused for every packet.
@@ -138,16 +141,16 @@ export class PacketKeys {
   readonly version: number;
   readonly algorithm: AeadAlgorithm;
   readonly hash: HashAlgorithm;
-  /** The traffic secret these keys were derived from (kept for key updates). */
-  readonly secret: Uint8Array;
-  /** The derived key material. */
-  readonly material: PacketKeyMaterial;
+  /**
+   * secret || key || iv || hp in one array: these live as long as a connection, and each small
+   * array of its own costs about 200 bytes of heap (object, ArrayBuffer, backing store).
+   */
+  private readonly bytes: Uint8Array;
+  private readonly secretLength: number;
   /** The AEAD bound to `material.key`. */
   readonly aead: Aead;
   /** Header protection bound to `material.hp`; shared by every key generation (RFC 9001 §6). */
   readonly hp: HeaderProtection;
-  /** Scratch nonce, rewritten for each packet. */
-  private readonly nonce = new Uint8Array(IV_LENGTH);
 
   /** Prefer `derivePacketKeys`. `hp` is passed to share it across key updates. */
   constructor(
@@ -163,19 +166,45 @@ export class PacketKeys {
     this.version = version;
     this.algorithm = algorithm;
     this.hash = hash;
-    this.secret = secret;
-    this.material = material;
+    const sl = secret.length;
+    const kl = material.key.length;
+    const bytes = new Uint8Array(sl + kl + IV_LENGTH + material.hp.length);
+    bytes.set(secret, 0);
+    bytes.set(material.key, sl);
+    bytes.set(material.iv, sl + kl);
+    bytes.set(material.hp, sl + kl + IV_LENGTH);
+    this.bytes = bytes;
+    this.secretLength = sl;
     this.aead = provider.aead(algorithm, material.key);
     this.hp = hp ?? provider.headerProtection(algorithm, material.hp);
   }
 
+  /** The traffic secret these keys were derived from (kept for key updates). */
+  get secret(): Uint8Array {
+    return this.bytes.subarray(0, this.secretLength);
+  }
+
+  /** The derived key material. */
+  get material(): PacketKeyMaterial {
+    const b = this.bytes;
+    const kl = aeadKeyLength(this.algorithm);
+    const ivAt = this.secretLength + kl;
+    return {
+      key: b.subarray(this.secretLength, ivAt),
+      iv: b.subarray(ivAt, ivAt + IV_LENGTH),
+      hp: b.subarray(ivAt + IV_LENGTH),
+    };
+  }
+
   /**
    * The AEAD nonce for `packetNumber`: the IV XOR the packet number left-padded to 12 bytes
-   * (RFC 9001 §5.3). Returns the internal scratch buffer, valid until the next call.
+   * (RFC 9001 §5.3). Returns a scratch buffer shared by all keys, valid until the next call.
    */
   nonceFor(packetNumber: number): Uint8Array {
-    const n = this.nonce;
-    n.set(this.material.iv);
+    const n = NONCE;
+    const b = this.bytes;
+    const ivAt = this.secretLength + aeadKeyLength(this.algorithm);
+    for (let i = 0; i < IV_LENGTH; i++) n[i] = b[ivAt + i];
     const hi = Math.floor(packetNumber / 0x100000000);
     const lo = packetNumber >>> 0;
     n[4] ^= hi >>> 24;

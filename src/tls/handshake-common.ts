@@ -167,15 +167,18 @@ export function schemeMatchesKey(scheme: SignatureScheme, kind: PublicKey["kind"
   }
 }
 
+/** What the levels a connection has left keep instead of a reassembler each (never fed). */
+const SPENT_REASSEMBLER = new HandshakeReassembler(0);
+
 /**
  * The sans-IO plumbing shared by client and server: one reassembler per level, the current read
  * level, output and event queues, and fatal-alert latching (after the first alert every call
  * throws it again).
  */
 export abstract class HandshakeCore {
-  private readonly assemblers: Record<EncryptionLevel, HandshakeReassembler>;
-  private readonly outputs: TlsOutput[] = [];
-  private readonly events: TlsEvent[] = [];
+  private assemblers: Record<EncryptionLevel, HandshakeReassembler>;
+  private outputs: TlsOutput[] = [];
+  private events: TlsEvent[] = [];
   private failure: TlsAlert | undefined;
   /** The level we expect the peer's next handshake message at. */
   protected readLevel: EncryptionLevel = "initial";
@@ -244,6 +247,33 @@ export abstract class HandshakeCore {
     }
   }
 
+  /**
+   * Takes over `from`'s plumbing (reassemblers, queues, read level, latched alert), for a lighter
+   * object that carries on after the handshake in its place (TlsServer.postHandshake).
+   */
+  protected adopt(from: HandshakeCore): void {
+    this.assemblers = from.assemblers;
+    this.outputs = from.outputs;
+    this.events = from.events;
+    this.failure = from.failure;
+    this.readLevel = from.readLevel;
+    this.now = from.now;
+  }
+
+  /**
+   * Once reading at the application level for good: the other levels' reassemblers go (bytes at
+   * those levels are refused by `receive` before they reach one), replaced by one shared empty one.
+   */
+  protected releaseHandshakeLevels(): void {
+    if (this.readLevel !== "application") return;
+    this.assemblers = {
+      initial: SPENT_REASSEMBLER,
+      early: SPENT_REASSEMBLER,
+      handshake: SPENT_REASSEMBLER,
+      application: this.assemblers.application,
+    };
+  }
+
   /** Moves the read level forward; bytes left over at the old level are an error (RFC 9001 §4.1.3). */
   protected setReadLevel(level: EncryptionLevel): void {
     const old = this.assemblers[this.readLevel];
@@ -283,12 +313,18 @@ export abstract class HandshakeCore {
 
   /** The next handshake bytes to send, with their level; undefined when there are none. */
   pollOutput(): TlsOutput | undefined {
-    return this.outputs.shift();
+    const out = this.outputs.shift();
+    // A drained queue is replaced: after shift() the array keeps its grown room for good, and a
+    // QUIC connection keeps its TLS object for its whole life.
+    if (out !== undefined && this.outputs.length === 0) this.outputs = [];
+    return out;
   }
 
   /** The next event; undefined when there are none. */
   pollEvent(): TlsEvent | undefined {
-    return this.events.shift();
+    const ev = this.events.shift();
+    if (ev !== undefined && this.events.length === 0) this.events = []; // as in pollOutput
+    return ev;
   }
 
   /** An unexpected_message alert for `msg` received in `state`. */

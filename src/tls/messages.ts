@@ -410,7 +410,8 @@ export const DEFAULT_MAX_HANDSHAKE_MESSAGE = 65536;
 const EMPTY_BUFFER = new Uint8Array(0);
 
 export class HandshakeReassembler {
-  private buf = new Uint8Array(0);
+  /** Shared and empty until bytes come (most levels of a connection never receive any). */
+  private buf = EMPTY_BUFFER;
   private start = 0;
   private end = 0;
   readonly maxMessageBytes: number;

@@ -17,6 +17,7 @@
  */
 import type { CryptoProvider, NamedGroup, PrivateKey, Rng, SignatureScheme } from "../crypto/provider.js";
 import { bytesEqual, constantTimeEqual } from "../util/bytes.js";
+import type { TlsAlert } from "./alert.js";
 import { DEFAULT_CIPHER_SUITES, DEFAULT_GROUPS } from "./client.js";
 import { type Extension, findExtension, type KeyShareEntry } from "./extensions.js";
 import {
@@ -140,6 +141,32 @@ export const EARLY_DATA_WINDOW_MS = 10_000;
 /** Hash of each cipher suite, by code point. */
 const CIPHER_SUITE_HASH = new Map(Object.values(CIPHER_SUITES).map((s) => [s.code, s.hash]));
 
+/** The default suites, and the default schemes by key kind: shared, not copied per connection. */
+const DEFAULT_SUITES: readonly CipherSuite[] = DEFAULT_CIPHER_SUITES.map((n) => CIPHER_SUITES[n]);
+const defaultSchemes = new Map<PrivateKey["kind"], readonly SignatureScheme[]>();
+function defaultSchemesFor(kind: PrivateKey["kind"]): readonly SignatureScheme[] {
+  let s = defaultSchemes.get(kind);
+  if (!s) {
+    s = DEFAULT_SERVER_SIGNATURE_SCHEMES.filter((x) => schemeMatchesKey(x, kind));
+    defaultSchemes.set(kind, s);
+  }
+  return s;
+}
+
+/**
+ * Once connected, every handshake message from a QUIC client is refused: KeyUpdate is forbidden
+ * (RFC 9001 §6) and nothing else may come (no post-handshake authentication was asked for).
+ */
+function refuseWhenConnected(
+  msg: HandshakeMessage,
+  level: EncryptionLevel,
+  unexpected: (msg: HandshakeMessage, state: string) => TlsAlert,
+): TlsAlert {
+  if (msg.type === "key_update")
+    return alert("unexpected_message", "KeyUpdate is forbidden in QUIC (RFC 9001 §6)");
+  return unexpected(msg, `connected (at the ${level} level)`);
+}
+
 /** At most this many offered identities are tried (each costs an AEAD open). */
 const MAX_PSK_IDENTITIES_TRIED = 4;
 
@@ -148,7 +175,7 @@ const MAX_PSK_IDENTITIES_TRIED = 4;
  * `pollOutput()` (bytes to send at a level) and `pollEvent()`.
  */
 export class TlsServer extends HandshakeCore {
-  private readonly config: TlsServerConfig;
+  private config: TlsServerConfig;
   private readonly provider: CryptoProvider;
   private readonly quic: boolean;
   private readonly suites: readonly CipherSuite[];
@@ -176,11 +203,11 @@ export class TlsServer extends HandshakeCore {
     this.config = config;
     this.provider = config.provider;
     this.quic = config.quic !== false;
-    this.suites = (config.cipherSuites ?? DEFAULT_CIPHER_SUITES).map((n) => CIPHER_SUITES[n]);
+    this.suites = config.cipherSuites?.map((n) => CIPHER_SUITES[n]) ?? DEFAULT_SUITES;
     this.groups = config.groups ?? DEFAULT_GROUPS;
-    this.schemes = (config.signatureSchemes ?? DEFAULT_SERVER_SIGNATURE_SCHEMES).filter((s) =>
-      schemeMatchesKey(s, config.privateKey.kind),
-    );
+    this.schemes = config.signatureSchemes
+      ? config.signatureSchemes.filter((s) => schemeMatchesKey(s, config.privateKey.kind))
+      : defaultSchemesFor(config.privateKey.kind);
     if (config.certificateChain.length === 0) throw new RangeError("TlsServer: empty certificate chain");
     if (this.schemes.length === 0) {
       throw new RangeError(
@@ -246,11 +273,19 @@ export class TlsServer extends HandshakeCore {
         }
         throw this.unexpected(msg, "waiting for the client's Finished");
       case "connected":
-        if (msg.type === "key_update") {
-          throw alert("unexpected_message", "KeyUpdate is forbidden in QUIC (RFC 9001 §6)");
-        }
-        throw this.unexpected(msg, `connected (at the ${level} level)`);
+        throw refuseWhenConnected(msg, level, (m, state) => this.unexpected(m, state));
     }
+  }
+
+  /**
+   * What QUIC keeps of this server once connected and its output is drained (memory per idle
+   * connection): an object that goes on refusing handshake messages exactly as this one would.
+   * This one must not be used afterwards. Tickets were issued at completion; the exporter and
+   * `sendSessionTicket` are not available on the returned object.
+   */
+  postHandshake(): ConnectedTlsServer {
+    if (this.state !== "connected") throw new Error("postHandshake() before the handshake completed");
+    return new ConnectedTlsServer(this, (this.negotiated as Negotiated).suite);
   }
 
   /** Negotiates everything a ClientHello decides, or throws the alert that refuses it. */
@@ -637,13 +672,42 @@ export class TlsServer extends HandshakeCore {
     const count = this.config.ticketCount ?? 1;
     for (let i = 0; i < count; i++) this.issueTicket();
     // What only the handshake needed goes (memory per idle connection); tickets and the exporter
-    // use `negotiated`, the resumption and exporter secrets, which stay.
+    // use the suite, ALPN and server name of `negotiated`, the resumption and exporter secrets
+    // and the ticket settings of `config`, which stay.
+    this.negotiated = {
+      suite: n.suite,
+      scheme: n.scheme,
+      group: n.group,
+      clientShare: undefined,
+      alpn: n.alpn,
+      transportParameters: undefined,
+      serverName: n.serverName,
+    };
+    this.config = { ...this.config, transportParameters: undefined };
+    this.releaseHandshakeLevels();
     this.transcript.release();
-    this.random = this.clientHello1?.random;
+    this.packKeptBytes(this.clientHello1?.random);
     this.clientHello1 = undefined;
     this.schedule = undefined;
     this.clientHandshakeSecret = undefined;
     this.clientApplicationSecret = undefined;
+  }
+
+  /**
+   * The client random (for key logs) and the resumption and exporter secrets live as long as the
+   * connection: copied into one buffer, as each small array of its own costs ~200 bytes.
+   */
+  private packKeptBytes(random: Uint8Array | undefined): void {
+    const res = this.resumptionSecret as Uint8Array;
+    const exp = this.exporterSecret as Uint8Array;
+    const r = random?.length ?? 0;
+    const all = new Uint8Array(r + res.length + exp.length);
+    if (random) all.set(random);
+    all.set(res, r);
+    all.set(exp, r + res.length);
+    this.random = random && all.subarray(0, r);
+    this.resumptionSecret = all.subarray(r, r + res.length);
+    this.exporterSecret = all.subarray(r + res.length);
   }
 
   /**
@@ -695,5 +759,35 @@ export class TlsServer extends HandshakeCore {
     const n = this.negotiated;
     if (!this.exporterSecret || !n) throw new Error("exporter not available before the handshake");
     return exportKeyingMaterial(this.provider, n.suite.hash, this.exporterSecret, label, context, length);
+  }
+}
+
+/**
+ * A QUIC server's TLS after the handshake (`TlsServer.postHandshake`): the reassembler of the
+ * application level, the queues and the latched alert, without the handshake's state, config,
+ * secrets and transcript (~1 KB per idle connection).
+ */
+export class ConnectedTlsServer extends HandshakeCore {
+  constructor(
+    from: TlsServer,
+    /** The negotiated suite. */
+    readonly cipherSuite: CipherSuite,
+  ) {
+    super(0);
+    this.adopt(from);
+  }
+
+  /** Always true. */
+  get handshakeComplete(): boolean {
+    return true;
+  }
+
+  /** Not kept: key logs need it only for the handshake's secrets, all logged by now. */
+  get clientRandom(): undefined {
+    return undefined;
+  }
+
+  protected handle(msg: HandshakeMessage, _raw: RawHandshakeMessage, level: EncryptionLevel): void {
+    throw refuseWhenConnected(msg, level, (m, state) => this.unexpected(m, state));
   }
 }

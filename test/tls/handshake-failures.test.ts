@@ -705,6 +705,52 @@ describe.each(PROVIDERS)("handshake failures (%s)", (_name, provider) => {
       expectAlert(() => pair2.server.receive("application", ku, NOW), "unexpected_message");
     });
 
+    it("a server's postHandshake() form refuses later messages exactly as the server did", () => {
+      const inputs: Uint8Array[] = [
+        serializeHandshake({ type: "key_update", requestUpdate: 1 }),
+        serializeHandshake({ type: "end_of_early_data" }),
+        new Uint8Array([4, 0, 0, 1, 0]), // a NewSessionTicket too short to parse: decode_error
+        new Uint8Array([0xff, 0xff, 0xff, 0xff]), // a header over the size limit
+      ];
+      for (const input of inputs) {
+        const a = makePair(provider);
+        runHandshake(a.client, a.server);
+        const b = makePair(provider);
+        runHandshake(b.client, b.server);
+        const light = b.server.postHandshake();
+        expect(light.handshakeComplete).toBe(true);
+        expect(light.cipherSuite).toBe(b.server.cipherSuite);
+        // Delivered in two pieces: the part buffered before the swap must be carried over.
+        const head = input.subarray(0, 2);
+        const rest = input.subarray(2);
+        a.server.receive("application", head, NOW);
+        const c = makePair(provider);
+        runHandshake(c.client, c.server);
+        c.server.receive("application", head, NOW);
+        const carried = c.server.postHandshake();
+        const expected = alertOf(() => a.server.receive("application", rest, NOW));
+        for (const got of [
+          alertOf(() => light.receive("application", input, NOW)),
+          alertOf(() => carried.receive("application", rest, NOW)),
+        ]) {
+          expect(got.description).toBe(expected.description);
+          expect(got.message).toBe(expected.message);
+        }
+        // The alert is latched, as on the server.
+        const first = alertOf(() => light.receive("application", new Uint8Array([1]), NOW));
+        expect(alertOf(() => light.receive("application", new Uint8Array([1]), NOW))).toBe(first);
+      }
+      // Bytes at a level it has left are refused the same way too.
+      const d = makePair(provider);
+      runHandshake(d.client, d.server);
+      const e = makePair(provider);
+      runHandshake(e.client, e.server);
+      const finished = new Uint8Array([20, 0, 0, 0]);
+      const want = expectAlert(() => d.server.receive("handshake", finished, NOW), "unexpected_message");
+      const got = alertOf(() => e.server.postHandshake().receive("handshake", finished, NOW));
+      expect(got.message).toBe(want.message);
+    });
+
     it("EndOfEarlyData -> unexpected_message (RFC 9001 §8.3)", () => {
       const { client, server } = makePair(provider);
       client.start(NOW);

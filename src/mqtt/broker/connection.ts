@@ -159,8 +159,9 @@ export class ClientConnection implements SessionLink {
     // The control stream of MQTT-over-QUIC may start with a control flow header; TCP never does.
     if (kind === "control" && this.transport.kind === "tcp") ss.expectFlowHeader = false;
     this.streams.add(ss);
-    duplex.on("error", () => this.streamGone(ss));
-    duplex.on("close", () => this.streamGone(ss));
+    const gone = (): void => this.streamGone(ss);
+    duplex.on("error", gone);
+    duplex.on("close", gone);
     duplex.on("end", () => this.streamEnded(ss));
     return ss;
   }

@@ -233,23 +233,57 @@ function checkStrings(frame: Buffer, version: number): void {
   }
 }
 
+/** What mqtt-packet's parser reads from its `settings` field (undocumented, stable since 6.x). */
+interface ParserSettings {
+  protocolVersion?: number;
+  bridgeMode?: boolean;
+}
+
+type SettableParser = ReturnType<typeof mqttPacket.parser> & { settings: ParserSettings };
+
+/**
+ * One mqtt-packet parser for every decoder: each cost ~1.9 KB per stream (an EventEmitter and a
+ * `bl` BufferList stream) for as long as the connection lived. A decoder hands it exactly one
+ * complete frame at a time, so between frames the parser holds nothing but its settings, which
+ * each decoder keeps and lends it for the call. A parser that ends a frame in any other state (an
+ * error, an exception, leftover bytes, no packet) is dropped and the next frame gets a new one.
+ */
+interface SharedParser {
+  parser: SettableParser;
+  /** What the last `parse` emitted. */
+  packet: Packet | undefined;
+  error: Error | undefined;
+}
+let shared: SharedParser | undefined;
+
+function sharedParser(): SharedParser {
+  if (!shared) {
+    const s: SharedParser = {
+      parser: mqttPacket.parser() as SettableParser,
+      packet: undefined,
+      error: undefined,
+    };
+    s.parser.on("packet", (p: Packet) => {
+      s.packet = p;
+    });
+    s.parser.on("error", (e: Error) => {
+      s.error = e;
+    });
+    shared = s;
+  }
+  return shared;
+}
+
 /**
  * Decodes complete frames into packets for one stream. The protocol version is learnt from the
  * CONNECT on the control stream, or given for data streams.
  */
 export class PacketDecoder {
-  private readonly parser: ReturnType<typeof mqttPacket.parser>;
-  private packet: Packet | undefined;
-  private error: Error | undefined;
+  /** The parser settings of this stream (mqtt-packet replaces them when it parses a CONNECT). */
+  private settings: ParserSettings;
 
   constructor(private version: number | undefined) {
-    this.parser = mqttPacket.parser(version ? { protocolVersion: version } : {});
-    this.parser.on("packet", (p: Packet) => {
-      this.packet = p;
-    });
-    this.parser.on("error", (e: Error) => {
-      this.error = e;
-    });
+    this.settings = version ? { protocolVersion: version } : {};
   }
 
   /** The protocol version in use (after CONNECT). */
@@ -261,16 +295,28 @@ export class PacketDecoder {
   decode(frame: Buffer): Packet {
     const type = frame[0]! >> 4;
     if (type === 1) this.version = connectProtocolVersion(frame);
-    this.packet = undefined;
-    this.error = undefined;
+    const s = sharedParser();
+    s.packet = undefined;
+    s.error = undefined;
+    s.parser.settings = this.settings;
+    let left: number;
     try {
-      this.parser.parse(frame);
+      left = s.parser.parse(frame);
     } catch (e) {
+      shared = undefined;
       throw MqttError.malformed(`undecodable packet: ${(e as Error).message}`, { cause: e });
     }
-    const err = this.error as Error | undefined;
+    const settings = s.parser.settings;
+    if (settings !== this.settings) {
+      // After a CONNECT: keep what the parser reads, not the whole CONNECT packet.
+      this.settings = { protocolVersion: settings.protocolVersion, bridgeMode: settings.bridgeMode };
+    }
+    const err = s.error as Error | undefined;
+    const p = s.packet as Packet | undefined;
+    s.packet = undefined;
+    s.error = undefined;
+    if (err || !p || left !== 0) shared = undefined;
     if (err) throw MqttError.malformed(err.message, { cause: err });
-    const p = this.packet as Packet | undefined;
     if (!p) throw MqttError.malformed("undecodable packet");
     checkStrings(frame, this.version ?? 4);
     return p;

@@ -9,8 +9,12 @@ export type Range = [smallest: number, largest: number];
 
 /** A sorted set of disjoint inclusive ranges, ascending, with adjacent ranges coalesced. */
 export class RangeSet {
-  /** Ascending, disjoint, non-adjacent: `r[i][1] + 1 < r[i + 1][0]`. */
-  private readonly r: Range[] = [];
+  /**
+   * Ascending, disjoint, non-adjacent: `r[i][1] + 1 < r[i + 1][0]`. Emptied by being replaced,
+   * and started as a one-element literal: a grown array keeps room for 17 ranges, and an idle
+   * connection's sets hold one range or none for its whole life.
+   */
+  private r: Range[] = [];
 
   /** Number of ranges held. */
   get count(): number {
@@ -53,6 +57,10 @@ export class RangeSet {
 
   /** Adds `v`; returns false when it was already present. Coalesces neighbours. */
   insert(v: number): boolean {
+    if (this.r.length === 0) {
+      this.r = [[v, v]];
+      return true;
+    }
     const r = this.r;
     const i = this.floorIndex(v);
     if (i >= 0 && v <= r[i][1]) return false;
@@ -76,6 +84,10 @@ export class RangeSet {
     const r = this.r;
     let n = 0;
     while (n < r.length && r[n][1] < bound) n++;
+    if (n === r.length) {
+      if (n > 0) this.r = [];
+      return;
+    }
     if (n > 0) r.splice(0, n);
     if (r.length > 0 && r[0][0] < bound) r[0][0] = bound;
   }
@@ -94,6 +106,6 @@ export class RangeSet {
 
   /** Removes everything. */
   clear(): void {
-    this.r.length = 0;
+    this.r = [];
   }
 }

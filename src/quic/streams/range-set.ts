@@ -6,10 +6,17 @@
  * Operations are O(log n) to find the position plus O(k) to splice the k ranges touched; with
  * in-order traffic the set holds one or two ranges.
  */
+/**
+ * The arrays of every empty set (frozen: a mutation that missed the replacement would throw, not
+ * corrupt other sets). Send buffers hold two sets each, empty nearly all their lives; a grown
+ * array keeps room for 17 numbers, and a set starts again from a one-element literal.
+ */
+const NONE: number[] = Object.freeze([]) as unknown as number[];
+
 export class RangeSet {
   // Parallel arrays: range i is [starts[i], ends[i]); starts[i] < ends[i] < starts[i + 1].
-  private readonly starts: number[] = [];
-  private readonly ends: number[] = [];
+  private starts: number[] = NONE;
+  private ends: number[] = NONE;
 
   /** Number of disjoint ranges. */
   get count(): number {
@@ -64,8 +71,13 @@ export class RangeSet {
   add(start: number, end: number): void {
     if (end <= start) return;
     const n = this.starts.length;
+    if (n === 0) {
+      this.starts = [start];
+      this.ends = [end];
+      return;
+    }
     // Fast path: append at the end (in-order traffic).
-    if (n === 0 || start > this.ends[n - 1]) {
+    if (start > this.ends[n - 1]) {
       this.starts.push(start);
       this.ends.push(end);
       return;
@@ -105,6 +117,10 @@ export class RangeSet {
       j++;
     }
     if (i === j) return;
+    if (i === 0 && j === this.starts.length && newStarts.length === 0) {
+      this.clear();
+      return;
+    }
     this.starts.splice(i, j - i, ...newStarts);
     this.ends.splice(i, j - i, ...newEnds);
   }
@@ -143,7 +159,7 @@ export class RangeSet {
 
   /** Removes everything. */
   clear(): void {
-    this.starts.length = 0;
-    this.ends.length = 0;
+    this.starts = NONE;
+    this.ends = NONE;
   }
 }

@@ -102,6 +102,51 @@ describe("PacketDecoder", () => {
     );
   });
 
+  it("keeps each stream's version and bridge mode apart, and a bad frame on one stream does not disturb another", () => {
+    // The decoders share one mqtt-packet parser (framing.ts); each lends it its own settings.
+    const connect = (protocolVersion: 4 | 5, bridge: boolean) =>
+      mqttPacket.generate({
+        cmd: "connect",
+        protocolId: "MQTT",
+        protocolVersion,
+        clientId: "x",
+        clean: true,
+        keepalive: 5,
+        ...(bridge ? { bridgeMode: true } : {}),
+      });
+    const subscribe = (protocolVersion: 4 | 5) =>
+      mqttPacket.generate(
+        {
+          cmd: "subscribe",
+          messageId: 1,
+          subscriptions: [{ topic: "t", qos: 1, nl: true, rap: true, rh: 0 }],
+          ...(protocolVersion === 5 ? { properties: { subscriptionIdentifier: 7 } } : {}),
+        },
+        { protocolVersion },
+      );
+    const v5 = new PacketDecoder(undefined);
+    const bridge = new PacketDecoder(undefined);
+    const v4 = new PacketDecoder(undefined);
+    v5.decode(connect(5, false));
+    bridge.decode(connect(4, true));
+    v4.decode(connect(4, false));
+    // A truncated PUBLISH: the shared parser is left mid-packet and must not carry that over.
+    expect(() => v4.decode(Buffer.from([0x30, 0x03, 0x00]))).toThrow(MqttError);
+    expect(v5.decode(subscribe(5))).toMatchObject({
+      cmd: "subscribe",
+      properties: { subscriptionIdentifier: 7 },
+      subscriptions: [{ topic: "t", qos: 1, nl: true, rap: true }],
+    });
+    // v3.1.1 bridge mode carries no-local and retain-as-published in the subscription options.
+    expect(bridge.decode(subscribe(4))).toMatchObject({
+      subscriptions: [{ topic: "t", qos: 1, nl: true, rap: true }],
+    });
+    const plain = v4.decode(subscribe(4));
+    expect(plain).toMatchObject({ cmd: "subscribe", subscriptions: [{ topic: "t", qos: 1 }] });
+    expect(plain).not.toHaveProperty("properties");
+    expect((plain as { subscriptions: { nl?: boolean }[] }).subscriptions[0]!.nl).toBeUndefined();
+  });
+
   it("turns every failure on random frames into MqttError, never another exception (property)", () => {
     fc.assert(
       fc.property(
