@@ -69,8 +69,9 @@ export class QuicMqttTransport extends EventEmitter implements MqttTransport {
     if (this.gone) return;
     this.gone = true;
     this.control.end();
-    // Let the flushed CONNACK/DISCONNECT go out before CONNECTION_CLOSE discards unsent data.
-    setTimeout(() => void this.connection.close(code, reason).catch(() => {}), 50).unref();
+    // The CONNACK refusal or DISCONNECT just written must reach the client before
+    // CONNECTION_CLOSE discards it: close once it is acknowledged (about one RTT), or after 1 s.
+    void this.connection.closeWhenFlushed(code, reason, 1000).catch(() => {});
   }
 
   /** @internal A later client-opened stream. */

@@ -850,6 +850,22 @@ export class QuicConnection extends EventEmitter {
     if (!this.drained) await once(this, "drained");
   }
 
+  /**
+   * Closes once everything written to the streams is sent and acknowledged, or after `maxWaitMs`
+   * at the latest: CONNECTION_CLOSE discards what is unsent or unacknowledged (RFC 9000 §10.2),
+   * such as a last MQTT DISCONNECT or CONNACK. Resolves when the connection is closed.
+   */
+  async closeWhenFlushed(code: number, reason: string, maxWaitMs: number): Promise<void> {
+    const deadline = Date.now() + maxWaitMs;
+    const pending = (): boolean => {
+      for (const s of this.streams.values()) if (s.writableLength > 0) return true;
+      return !this.core.flushed;
+    };
+    while (!this.closeInfo && pending() && Date.now() < deadline)
+      await new Promise<void>((r) => setTimeout(r, 2).unref());
+    await this.close(code, reason);
+  }
+
   /** Resolves with the close reason when the connection ends. */
   closed(): Promise<CloseInfo> {
     if (this.closeInfo) return Promise.resolve(this.closeInfo);

@@ -655,6 +655,11 @@ export class Connection {
     return this.loss.bytesInFlight();
   }
 
+  /** True when every stream byte written was sent and no packet is in flight any more. */
+  get flushed(): boolean {
+    return this.loss.bytesInFlight() === 0 && !this.streams.hasPendingFrames();
+  }
+
   /** The peer's transport parameters, once received. */
   get peerTransportParameters(): TransportParameters | undefined {
     return this.peerParams;
