@@ -89,6 +89,8 @@ import { isSupportedVersion, SUPPORTED_VERSIONS } from "./version.js";
 
 /** Smallest datagram carrying a client Initial (RFC 9000 §14.1). */
 export const MIN_INITIAL_DATAGRAM = 1200;
+/** A PING frame (RFC 9000 §19.2), what a PMTU probe carries. */
+const PING_FRAME = new Uint8Array([0x01]);
 /** Bound on CRYPTO bytes buffered ahead of the read offset per level (RFC 9000 §7.5). */
 const CRYPTO_BUFFER_LIMIT = 64 * 1024;
 /** Packets kept while their keys are not yet available (RFC 9001 §5.7). */
@@ -1662,20 +1664,32 @@ export class Connection {
    * congestion signal and arms no PTO, and it carries no data that would need retransmitting.
    */
   private transmitPmtuProbe(now: number): Uint8Array | undefined {
-    const app = this.spaces[PnSpace.ApplicationData];
-    if (!app.writeKeys) return undefined;
+    if (!this.spaces[PnSpace.ApplicationData].writeKeys) return undefined;
     this.pmtu.due = false;
     const size = this.pmtu.size;
+    const d = this.sealProbe(now, size, this.peerCids.current.cid, PING_FRAME, [{ k: "pmtu", size }]);
+    this.bytesSent += d.length;
+    return d;
+  }
+
+  /**
+   * A probe datagram of `size` bytes: one 1-RTT packet of `frames` then PADDING. Not counted in
+   * flight: its loss is no congestion signal and arms no PTO (PMTU probes may well be lost, RFC
+   * 9000 §14.4; path probes, §9.4), and it carries nothing that would need retransmitting.
+   */
+  private sealProbe(
+    now: number,
+    size: number,
+    dcid: Uint8Array,
+    frames: Uint8Array,
+    tokens: Token[],
+  ): Uint8Array {
+    const app = this.spaces[PnSpace.ApplicationData];
     const pn = app.nextPn;
     const buf = new Uint8Array(size);
-    const layout = writeShortHeader(buf, 0, {
-      dcid: this.peerCids.current.cid,
-      packetNumber: pn,
-      pnLength: 4,
-      keyPhase: this.keyPhase,
-    });
-    buf[layout.payloadOffset] = 0x01; // PING; the zero bytes after it are PADDING frames
-    const end = protect(app.writeKeys, buf, layout, size - AEAD_TAG_LENGTH);
+    const layout = writeShortHeader(buf, 0, { dcid, packetNumber: pn, pnLength: 4, keyPhase: this.keyPhase });
+    buf.set(frames, layout.payloadOffset); // the zero bytes after them are PADDING frames
+    const end = protect(app.writeKeys as PacketKeys, buf, layout, size - AEAD_TAG_LENGTH);
     app.nextPn++;
     this.loss.onPacketSent(PnSpace.ApplicationData, {
       pn,
@@ -1683,10 +1697,9 @@ export class Connection {
       size: end,
       ackEliciting: true,
       inFlight: false,
-      tokens: [{ k: "pmtu", size }],
+      tokens,
     });
     this.stats.packetsSent++;
-    this.bytesSent += end;
     this.stats.bytesSent += end;
     return buf.subarray(0, end);
   }
@@ -1877,9 +1890,8 @@ export class Connection {
   }
 
   /**
-   * One 1-RTT packet of a PATH_CHALLENGE (0x1a) or PATH_RESPONSE (0x1b) and PADDING, to `to`:
-   * 1200 bytes, or `budget` when smaller (undefined when even the frame does not fit). Like a
-   * PMTU probe it is not counted in flight: its loss says nothing about congestion (§9.4).
+   * A datagram of a PATH_CHALLENGE (0x1a) or PATH_RESPONSE (0x1b) and PADDING, to `to`: 1200
+   * bytes, or `budget` when smaller (undefined when even the frame does not fit).
    */
   private probePacket(
     now: number,
@@ -1889,31 +1901,20 @@ export class Connection {
     data: Uint8Array,
     budget: number,
   ): Uint8Array | undefined {
-    const app = this.spaces[PnSpace.ApplicationData];
-    if (!app.writeKeys) return undefined;
-    const pn = app.nextPn;
-    const header = { dcid, packetNumber: pn, pnLength: 4 as const, keyPhase: this.keyPhase };
+    if (!this.spaces[PnSpace.ApplicationData].writeKeys) return undefined;
+    const frame = new Uint8Array(1 + data.length);
+    frame[0] = frameType;
+    frame.set(data, 1);
     const size = Math.min(MIN_INITIAL_DATAGRAM, Math.floor(budget));
-    if (size < shortHeaderLength(header) + 1 + data.length + AEAD_TAG_LENGTH) return undefined;
-    const buf = new Uint8Array(size);
-    const layout = writeShortHeader(buf, 0, header);
-    buf[layout.payloadOffset] = frameType;
-    buf.set(data, layout.payloadOffset + 1); // the zero bytes after it are PADDING frames
-    const end = protect(app.writeKeys, buf, layout, size - AEAD_TAG_LENGTH);
-    app.nextPn++;
-    this.loss.onPacketSent(PnSpace.ApplicationData, {
-      pn,
-      timeSent: now,
-      size: end,
-      ackEliciting: true,
-      inFlight: false,
-      tokens: [],
-    });
-    this.stats.packetsSent++;
-    this.stats.bytesSent += end;
-    if (to === this.remote) this.bytesSent += end;
+    if (
+      size <
+      shortHeaderLength({ dcid, packetNumber: 0, pnLength: 4, keyPhase: 0 }) + frame.length + AEAD_TAG_LENGTH
+    )
+      return undefined;
+    const d = this.sealProbe(now, size, dcid, frame, []);
+    if (to === this.remote) this.bytesSent += d.length;
     this.txTo = to;
-    return buf.subarray(0, end);
+    return d;
   }
 
   /**
