@@ -383,7 +383,7 @@ export class Connection {
    * that size was acknowledged. `low` is validated, `high` failed (target + 1 before any
    * failure), `size` the one being probed (0: search over), `lost` its lost probes.
    */
-  private readonly pmtu = { target: 0, size: 0, low: 1200, high: 0, lost: 0, due: false };
+  private readonly pmtu = { target: 0, size: 0, low: 1200, high: 0, lost: 0, due: false, resumeOnAck: false };
   private idleTimeout = 0;
   /** An ack-eliciting packet was sent since the last packet received (idle timer, §10.1). */
   private ackElicitingSentSinceReceipt = false;
@@ -460,6 +460,8 @@ export class Connection {
     pathsValidated: 0,
     /** The datagram size in use: 1200 until DPLPMTUD validates a larger one (RFC 9000 §14.3). */
     maxDatagramSize: 1200,
+    /** Times the datagram size fell back to 1200 after repeated PTOs (RFC 8899 §4.3). */
+    pmtuBlackHoles: 0,
   };
 
   private constructor(
@@ -1035,6 +1037,11 @@ export class Connection {
   private onAck(now: number, space: Space, f: AckFrame): void {
     const r = this.loss.onAckReceived(space.id, f, now);
     if (r instanceof TransportError) throw r;
+    if (this.pmtu.resumeOnAck && r.acked.length > 0) {
+      // The path answers again after a black hole: the search goes on (see handleTimeout).
+      this.pmtu.resumeOnAck = false;
+      this.pmtu.due = this.pmtu.size > 0;
+    }
     for (const p of r.acked) for (const t of p.tokens) this.onTokenAcked(t);
     this.onLost(r.lost);
     this.streams.setRtt(this.loss.rtt.smoothedRtt);
@@ -1498,6 +1505,22 @@ export class Connection {
           this.onLost(action.lost);
         } else if (action.kind === "probe") {
           this.stats.ptoCount++;
+          // RFC 8899 §4.3 black-hole detection: two PTOs in a row while sending datagrams above
+          // 1200 bytes may mean the path MTU shrank (a new route or tunnel); the probes and what
+          // follows go at 1200 bytes, and the search starts again below the size that failed.
+          if (
+            this.loss.ptoCount >= 2 &&
+            this.maxDatagramSize > MIN_INITIAL_DATAGRAM &&
+            this.handshakeConfirmed
+          ) {
+            const failed = this.maxDatagramSize;
+            this.stats.pmtuBlackHoles++;
+            this.restartPmtu();
+            this.pmtu.high = failed;
+            this.pmtu.size = this.nextPmtuProbeSize();
+            this.pmtu.due = false;
+            this.pmtu.resumeOnAck = true;
+          }
           this.queueProbe(action.space, action.count);
           for (const s of action.alsoSpaces) this.queueProbe(s, 1);
         }
@@ -1787,7 +1810,14 @@ export class Connection {
     this.stats.maxDatagramSize = 1200;
     this.loss.cc.setMaxDatagramSize(1200);
     this.pacer.setMaxDatagramSize(1200);
-    Object.assign(this.pmtu, { size: target, low: 1200, high: target + 1, lost: 0, due: target > 1200 });
+    Object.assign(this.pmtu, {
+      size: target,
+      low: 1200,
+      high: target + 1,
+      lost: 0,
+      due: target > 1200,
+      resumeOnAck: false,
+    });
   }
 
   private startPathValidation(now: number, to: string, dcid: Uint8Array): void {

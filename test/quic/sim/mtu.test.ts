@@ -149,4 +149,34 @@ describe("path MTU", () => {
         expect(windows.at(-1)).toBeGreaterThan(windows[0]);
       }));
   });
+
+  it("falls back to 1200 bytes when the path MTU shrinks mid-transfer, then finds the new one (RFC 8899 §4.3)", () =>
+    withSeed(157, (seed) => {
+      const p = new Pair(provider, { seed, link: { latency: 10 } });
+      expect(p.handshake(10_000)).toBe(true);
+      const data = makeData(4 << 20, seed);
+      let shrunk = false;
+      let shrunkAt = 0;
+      const t = new Transfer(p, data, {
+        onStep: () => {
+          // A route change: from now on nothing above 1300 bytes gets through, either way.
+          if (!shrunk && p.clientConn.stats.maxDatagramSize === 1452 && t.received > 1 << 20) {
+            shrunk = true;
+            shrunkAt = p.net.now;
+            p.net.setLink("client", "server", { mtu: 1300 });
+          }
+        },
+      });
+      expect(t.run(60_000)).toBe(true);
+      expect(t.receivedHash()).toBe(sha256(data));
+      expect(shrunk).toBe(true);
+      const c = p.clientConn;
+      expect(c.stats.pmtuBlackHoles).toBe(1);
+      // Found again below the new limit (within the search's 16-byte resolution).
+      expect(c.stats.maxDatagramSize).toBeGreaterThan(1300 - 28 - 16);
+      expect(c.stats.maxDatagramSize).toBeLessThanOrEqual(1300);
+      // Detected after two PTOs, not after an idle timeout: the rest took seconds, not 30 s.
+      expect(t.finAt! - shrunkAt).toBeLessThan(5_000);
+      expect(closedInfo(p.clientEvents)).toBeUndefined();
+    }));
 });
