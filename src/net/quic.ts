@@ -861,8 +861,10 @@ export class QuicConnection extends EventEmitter {
       for (const s of this.streams.values()) if (s.writableLength > 0) return true;
       return !this.core.flushed;
     };
-    while (!this.closeInfo && pending() && Date.now() < deadline)
-      await new Promise<void>((r) => setTimeout(r, 2).unref());
+    // Checked at 2, 4, 8 ... 64 ms intervals: one RTT on a fast path costs little waiting, and a
+    // broker closing thousands of connections to dead peers does not spin.
+    for (let wait = 2; !this.closeInfo && pending() && Date.now() < deadline; wait = Math.min(64, wait * 2))
+      await new Promise<void>((r) => setTimeout(r, wait).unref());
     await this.close(code, reason);
   }
 
