@@ -894,7 +894,8 @@ export class Connection {
     }
     if (count === 0) throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "packet without frames");
     space.acks.onPacketReceived(pn, now, ackEliciting);
-    if (header.type === "1rtt") {
+    // Only servers follow a peer to a new address (receive() drops the rest): clients skip this.
+    if (header.type === "1rtt" && this.role === "server") {
       if (this.rxFrom !== this.remote) {
         // §9.3: only the highest-numbered non-probing packet moves us to its source address.
         if (nonProbing && pn > largest) this.onPeerMigrated(now, header.dcid);

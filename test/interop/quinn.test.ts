@@ -15,11 +15,10 @@ import {
   interopClient,
   interopServer,
 } from "../../src/cli/interop.js";
-import { nodeProvider } from "../../src/crypto/node.js";
 import { SeededRng } from "../../src/crypto/random.js";
 import type { QuicEndpoint as QE } from "../../src/net/quic.js";
 import { QuicEndpoint } from "../../src/net/quic.js";
-import { generateTestCA, issueLeaf } from "../../src/tls/certgen.js";
+import { interopPki } from "./procs.js";
 import { quinnPeerBinary, runQuinnClient, startQuinnServer } from "./quinn-peer.js";
 import { type RelayOptions, UdpRelay } from "./udp-relay.js";
 
@@ -49,23 +48,7 @@ beforeAll(() => {
   makeFile("5m", 5 << 20, 3);
   makeFile("10m", 10 << 20, 4);
   for (let i = 0; i < 100; i++) makeFile(`f${i}`, 1000 + i * 37, 100 + i);
-  const rng = new SeededRng(77);
-  const now = Date.now();
-  const ca = generateTestCA({ provider: nodeProvider, rng, now, commonName: "interop test CA" });
-  const leaf = issueLeaf(ca, {
-    provider: nodeProvider,
-    rng,
-    now,
-    commonName: "localhost",
-    dns: ["localhost"],
-    ips: ["127.0.0.1"],
-  });
-  caPem = join(dir, "ca.pem");
-  certPem = join(dir, "cert.pem");
-  keyPem = join(dir, "key.pem");
-  writeFileSync(caPem, ca.pem);
-  writeFileSync(certPem, leaf.pem);
-  writeFileSync(keyPem, leaf.keyPem);
+  ({ caPem, certPem, keyPem } = interopPki("quinn", 77));
 }, 20 * 60_000);
 
 afterAll(() => {
